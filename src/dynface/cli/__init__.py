@@ -1,0 +1,33 @@
+"""The `dynface` command: one Typer app, each sub-command group in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="dynface",
+    help=(
+        "Blind face restoration with a diffusion prior and dynamic blur-level guidance "
+        "(DynFaceRestore).\n\nStart with `dynface weights download`, then "
+        "`dynface restore PHOTO -o results/`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from dynface import __version__
+
+        typer.echo(f"dynface {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()
