@@ -105,6 +105,6 @@ def gaussian_transfer(sigma: float | Tensor, height: int, width: int, device=Non
 
 
 def continuous_transfer(sigma: float | Tensor, freq: Tensor) -> Tensor:
-    """|K_s(f)| of the continuous Gaussian at radial frequency f (cycles/px): exp(-2 pi^2 s^2 f^2)."""
+    """Continuous Gaussian transfer at radial frequency f (cycles/px): exp(-2 pi^2 s^2 f^2)."""
     s = torch.as_tensor(sigma, dtype=torch.float64, device=freq.device)
     return torch.exp(-2 * math.pi**2 * s[..., None] ** 2 * freq.to(torch.float64) ** 2)
