@@ -31,3 +31,11 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+from dynface.cli.degrade import degrade as _degrade  # noqa: E402
+
+app.command("degrade")(_degrade)
+from dynface.cli.train import train as _train  # noqa: E402
+
+app.command("train")(_train)
