@@ -31,3 +31,8 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+from dynface.cli.dsst import app as _dsst_app  # noqa: E402
+
+app.add_typer(_dsst_app, name="dsst")
