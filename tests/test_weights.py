@@ -144,6 +144,14 @@ def test_interrupted_download_resumes_on_next_call(registry: dict, server: Serve
     assert path.read_bytes() == PAYLOAD
 
 
+def test_complete_partial_file_is_fetched_again(registry: dict, server: Server) -> None:
+    cache = weights.cache_dir()
+    cache.mkdir(parents=True)
+    (cache / "tiny.bin.part").write_bytes(PAYLOAD + b"extra")  # server answers 416
+    assert weights.download("tiny", progress=False).read_bytes() == PAYLOAD
+    assert [r for _, r in server.requests] == [f"bytes={len(PAYLOAD) + 5}-", None]
+
+
 def test_server_without_range_support_restarts_cleanly(registry: dict, server: Server) -> None:
     server.ignore_range = True
     cache = weights.cache_dir()

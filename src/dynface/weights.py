@@ -22,6 +22,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,6 +275,7 @@ def _download(
     weights_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
+    """Fetch `spec` into the cache under a lock (a packaged file is only checked in place)."""
     if spec.is_local:
         path = Path(_local_path(spec.url))
         if not path.is_file():
@@ -504,4 +506,11 @@ def _record(spec: WeightSpec, path: Path, digest: str, how: str) -> None:
     """Remember sha256 and size of a file the registry has no sha256 for (trust on first use)."""
     data = _read_checksums()
     data[spec.filename] = {"sha256": digest, "size": path.stat().st_size, "recorded_on": how}
-    _write_checksums(data)
+    try:
+        _write_checksums(data)
+    except OSError as err:  # a read-only cache must not stop a run; say what is lost
+        warnings.warn(
+            f"could not record the sha256 of {path} in {_checksums_path()} ({err}); later "
+            "changes to this file will not be detected",
+            stacklevel=3,
+        )
