@@ -31,3 +31,8 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+from dynface.cli.weights import app as _weights_app  # noqa: E402
+
+app.add_typer(_weights_app, name="weights")
