@@ -50,7 +50,8 @@ def high_frequency_energy(
     sat = _percentile(energy, SATURATION).clamp_min(ENERGY_FLOOR)
     energy = (energy / sat).clamp_max(1)
     size = max(3, int(round(box * scale)) | 1)
-    density = F.avg_pool2d(reflect_pad2d(energy, size // 2), size, stride=1)
+    padded = reflect_pad2d(energy, size // 2)
+    density = F.avg_pool2d(F.avg_pool2d(padded, (1, size), stride=1), (size, 1), stride=1)
     ref = _percentile(density, percentile).clamp_min(DENSITY_FLOOR)
     return (density / ref).clamp(0, 1)
 
