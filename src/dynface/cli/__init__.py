@@ -33,9 +33,18 @@ def main() -> None:
     app()
 
 
+from dynface.cli.weights import app as _weights_app  # noqa: E402
+
+app.add_typer(_weights_app, name="weights")
+
+from dynface.cli.dsst import app as _dsst_app  # noqa: E402
+
+app.add_typer(_dsst_app, name="dsst")
+
 from dynface.cli.degrade import degrade as _degrade  # noqa: E402
 
 app.command("degrade")(_degrade)
+
 from dynface.cli.train import train as _train  # noqa: E402
 
 app.command("train")(_train)
