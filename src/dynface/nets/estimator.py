@@ -35,6 +35,7 @@ class SDE(nn.Module):
     ):
         super().__init__()
         self.work_size = work_size
+        self.channels = list(channels)
         self.s_max = s_max
         # A 4x4 stride-4 stem sees every input pixel, so fine detail survives the cheap downscale.
         self.stem = nn.Conv2d(3, channels[0], 4, stride=4)
@@ -54,12 +55,17 @@ class SDE(nn.Module):
 
 
 class TM(nn.Module):
-    """Small U-Net: degraded face y -> its Gaussian-blurred clean version k(s*) * x, in [0, 1]."""
+    """Small U-Net: degraded face y -> its Gaussian-blurred clean version k(s*) * x, in [0, 1].
+
+    It runs at half its working size (stride-2 stem, pixel-shuffle head) and adds its output to
+    the input as a residual, which keeps it cheap enough to train on a CPU.
+    """
 
     def __init__(self, work_size: int = 128, channels: tuple[int, ...] = (16, 32, 64, 96)):
         super().__init__()
         self.work_size = work_size
-        self.inp = _conv(3, channels[0])
+        self.channels = list(channels)
+        self.inp = _conv(3, channels[0], stride=2)
         self.down = nn.ModuleList(
             nn.Sequential(_conv(a, b, stride=2), _conv(b, b))
             for a, b in zip(channels[:-1], channels[1:], strict=True)
@@ -68,7 +74,7 @@ class TM(nn.Module):
             nn.Sequential(_conv(b + a, a), _conv(a, a))
             for a, b in zip(channels[:-1], channels[1:], strict=True)
         )
-        self.out = nn.Conv2d(channels[0], 3, 3, padding=1)
+        self.out = nn.Sequential(nn.Conv2d(channels[0], 12, 3, padding=1), nn.PixelShuffle(2))
 
     def forward(self, y: Tensor, out_size: int | None = None) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, S, S); S = `out_size`, default the working size."""
@@ -81,7 +87,7 @@ class TM(nn.Module):
             skip = skips.pop()
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], dim=1))
-        out = ((x + self.out(h)).clamp(-1, 1) + 1) / 2  # residual on the input
+        out = ((x + self.out(h)).clamp(-1, 1) + 1) / 2
         size = out_size or self.work_size
         if size != self.work_size:
             out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
@@ -96,6 +102,8 @@ class SE(nn.Module):
         self.tm = tm or TM()
         self.sde = sde or SDE()
 
-    def forward(self, y: Tensor) -> Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B,) s* in px at 512."""
-        return self.sde(self.tm(y, out_size=self.sde.work_size))
+    def forward(self, y: Tensor, return_blurred: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """(B, 3, H, W) in [0, 1] -> (B,) s* in px at 512 (and TM's output when asked)."""
+        blurred = self.tm(y, out_size=self.sde.work_size)
+        s = self.sde(blurred)
+        return (s, blurred) if return_blurred else s

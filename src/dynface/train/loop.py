@@ -35,6 +35,12 @@ from dynface.train.tasks import cosine_lr, make_task
 log = logging.getLogger(__name__)
 
 
+def _has_accelerator() -> bool:
+    """True when torch sees a GPU-like device (CUDA, MPS, XPU, ...)."""
+    probe = getattr(torch, "accelerator", None)
+    return bool(probe.is_available()) if probe is not None else torch.cuda.is_available()
+
+
 def _batches(dataset: FaceImages, config: TrainConfig, rank: int, start: int):
     """Endless batches of clean faces for one process."""
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 7919 + start)
@@ -93,7 +99,8 @@ def plot_curves(out: Path) -> Path | None:
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run one training; return the path of the final weights (EMA when enabled)."""
-    acc = Accelerator(mixed_precision=config.mixed_precision)
+    # Without an accelerator, accelerate only joins a torchrun/MPI process group when told cpu=True.
+    acc = Accelerator(mixed_precision=config.mixed_precision, cpu=not _has_accelerator())
     out = config.out
     ckpt_dir = out / "checkpoints"
     task = make_task(config)
@@ -219,5 +226,4 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         save_weights(eval_model(), final, meta)
         plot_curves(out)
     acc.wait_for_everyone()
-    acc.end_training()
     return final

@@ -8,21 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def load_tensors(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a .safetensors file, or of a torch file loaded without unpickling code."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "params_ema"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
+from dynface.checkpoints import load_state_dict
 
 
 def haar_swt(x: Tensor, levels: int = 2) -> list[Tensor]:
@@ -104,7 +90,7 @@ class DISTS(nn.Module):
 
     def __init__(self, vgg_weights: str | Path):
         super().__init__()
-        state = load_tensors(vgg_weights)
+        state = load_state_dict(vgg_weights)
         state = {k.removeprefix("features."): v for k, v in state.items()}
         self.stages = nn.ModuleList()
         cin = 3

@@ -160,9 +160,7 @@ class SETask(_PairTask):
 
     def loss(self, model, x, g):
         y, target, s = self.maker(x, g)
-        core = model.module if hasattr(model, "module") else model
-        blurred = core.tm(y, out_size=core.sde.work_size)
-        pred = core.sde(blurred)
+        pred, blurred = model(y, return_blurred=True)
         s_loss = F.l1_loss(pred.float(), s)
         tm_loss = F.l1_loss(blurred.float(), resize_square(target, blurred.shape[-1]))
         loss = s_loss + float(self.args.get("tm_weight", 1.0)) * tm_loss
