@@ -3,7 +3,8 @@
 Usage: python benchmarks/learned_se_eval.py [--sde W] [--se W] [--shipped] [-o result.json]
 Held-out faces: redegnet/ffhq512_hq and CelebRef identities 00005 and 00022 (never trained on).
 Pure Gaussian blur: every face blurred with s in LEVELS, noise std 0.01, 8-bit quantisation;
-target s. Full mix: DRAWS random DiffBIR-range degradations per face (seeded); target s* at 512.
+target s (and, separately, the pair's s*, which is what SE is trained to output).
+Full mix: DRAWS random DiffBIR-range degradations per face (seeded); target s* at 512.
 The zero-shot estimator gets r = the clean face, its best case (an upper bound on its accuracy).
 """
 
@@ -68,7 +69,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     blur = {name: [] for name in [*estimators, "zero_shot_r_clean"]}
     mix = {name: [] for name in blur}
-    blur_target, mix_target = [], []
+    blur_target, blur_s_star, mix_target = [], [], []
     start = time.perf_counter()
     for path in paths:
         x = resize_square(to_tensor(read_image(path).pixels), 512).clamp(0, 1)
@@ -76,6 +77,7 @@ def main() -> None:
         y = gaussian_blur(r, LEVELS) + 0.01 * torch.randn(r.shape, generator=gen)
         y = (y.clamp(0, 1) * 255).round() / 255
         blur_target.append(LEVELS)
+        blur_s_star.append(equivalent_blur_level(r, y))
         blur["zero_shot_r_clean"].append(zero_shot_blur_level(y, r))
         for name, net in estimators.items():
             blur[name].append(net(y).float())
@@ -100,6 +102,10 @@ def main() -> None:
         "pure_blur": {
             "levels": LEVELS.tolist(),
             "mae_px": {name: _mae(torch.cat(v), bt) for name, v in blur.items()},
+            "s_star_mean_per_level": torch.cat(blur_s_star).view(-1, len(LEVELS)).mean(0).tolist(),
+            "mae_px_vs_s_star": {
+                name: _mae(torch.cat(v), torch.cat(blur_s_star)) for name, v in blur.items()
+            },
             "mae_px_per_level": per_level,
         },
         "full_mix": {
