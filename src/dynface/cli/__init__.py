@@ -31,3 +31,12 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+from dynface.cli.weights import app as _weights_app  # noqa: E402
+
+app.add_typer(_weights_app, name="weights")
+
+from dynface.cli.dsst import app as _dsst_app  # noqa: E402
+
+app.add_typer(_dsst_app, name="dsst")
