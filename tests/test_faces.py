@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import TEST_DATA, shared_path
 from dynface.faces.align import (
     FFHQ_512_TEMPLATE,
     align_face,
@@ -17,6 +16,8 @@ from dynface.faces.align import (
 from dynface.faces.detect import FaceDetector, prior_boxes, select_faces
 from dynface.faces.paste import crop_mask, paste_back, upscale_image
 from dynface.io import read_image
+
+from .conftest import TEST_DATA, shared_path
 
 # Hand-checked landmark positions (x, y), read off 5x-8x zoomed crops with a pixel grid:
 # pupil centres, nose tip, mouth corners; left/right as seen in the image.
