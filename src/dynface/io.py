@@ -61,6 +61,11 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             pixels, bit_depth = _to_rgb_float(im)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            f"{path}: far larger than the {max_pixels // 1_000_000} MP limit (Pillow refuses it "
+            "as a possible decompression bomb); downscale it first"
+        ) from None
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not an image file (or a format Pillow cannot read)"

@@ -40,3 +40,7 @@ app.add_typer(_weights_app, name="weights")
 from dynface.cli.dsst import app as _dsst_app  # noqa: E402
 
 app.add_typer(_dsst_app, name="dsst")
+
+from dynface.cli.restore import restore as _restore  # noqa: E402
+
+app.command("restore")(_restore)
