@@ -40,11 +40,6 @@ class Diffusion:
         """Number of respaced steps."""
         return len(self.timesteps)
 
-    def index_at_or_below(self, t: float | Tensor) -> Tensor:
-        """Respaced index of the largest kept timestep not above `t` (1000-step scale)."""
-        t = torch.as_tensor(t, dtype=torch.float64)
-        return (torch.searchsorted(self.timesteps.double(), t, right=True) - 1).clamp(min=0)
-
     def _coef(self, table: Tensor, index: Tensor | int, like: Tensor) -> Tensor:
         idx = torch.as_tensor(index, device=table.device).long().expand(like.shape[0])
         return table[idx].to(device=like.device, dtype=torch.float32).view(-1, 1, 1, 1)

@@ -32,6 +32,13 @@ ENERGY_FLOOR = 1e-4
 DENSITY_FLOOR = 0.05
 
 
+def _percentile(x: Tensor, q: float) -> Tensor:
+    """Per-image q-quantile of a (B, 1, H, W) map (kthvalue: no size limit), shape (B, 1, 1, 1)."""
+    flat = x.reshape(x.shape[0], -1)
+    k = min(flat.shape[1], max(1, round(q * flat.shape[1])))
+    return flat.kthvalue(k, dim=1).values.view(-1, 1, 1, 1)
+
+
 def high_frequency_energy(
     g0: Tensor, hf_sigma: float = HF_SIGMA, box: int = BOX, percentile: float = PERCENTILE
 ) -> Tensor:
@@ -40,13 +47,12 @@ def high_frequency_energy(
     scale = h / 512
     detail = g0 - gaussian_blur(g0, hf_sigma * scale)
     energy = detail.square().mean(dim=1, keepdim=True)
-    sat = torch.quantile(energy.reshape(b, -1).float(), SATURATION, dim=1)
-    sat = sat.clamp_min(ENERGY_FLOOR).to(energy.dtype).view(b, 1, 1, 1)
+    sat = _percentile(energy, SATURATION).clamp_min(ENERGY_FLOOR)
     energy = (energy / sat).clamp_max(1)
     size = max(3, int(round(box * scale)) | 1)
-    density = F.avg_pool2d(reflect_pad2d(energy, size // 2), size, stride=1)
-    ref = torch.quantile(density.reshape(b, -1).float(), percentile, dim=1)
-    ref = ref.clamp_min(DENSITY_FLOOR).to(density.dtype).view(b, 1, 1, 1)
+    padded = reflect_pad2d(energy, size // 2)
+    density = F.avg_pool2d(F.avg_pool2d(padded, (1, size), stride=1), (size, 1), stride=1)
+    ref = _percentile(density, percentile).clamp_min(DENSITY_FLOOR)
     return (density / ref).clamp(0, 1)
 
 

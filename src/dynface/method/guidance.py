@@ -44,18 +44,23 @@ def active_targets(t: Tensor | int, t_levels: Tensor) -> Tensor:
 
 
 def closed_form_guidance(
-    x0: Tensor, g: Tensor, s: Tensor, active: Tensor, mu: float = MU
+    x0: Tensor, g: Tensor, s: Tensor, active: Tensor, mu: float = MU, pad: int | None = None
 ) -> Tensor:
     """Closed-form data-consistent x0' over all active targets (see module doc): (B, C, H, W).
 
     x0 (B,C,H,W), g (B,J,C,H,W) in the same range, s (B,J) blur std in px, active (B,J) bool.
-    An image with no active target comes back unchanged.
+    An image with no active target comes back unchanged. The reflect padding is `pad` px, by
+    default the radius of the widest kernel allowed (s = 16), so that a result does not depend on
+    the other images of the batch.
     """
     _check(x0, g, s, active)
     b, c, h, w = x0.shape
     j = g.shape[1]
     dtype = x0.dtype if x0.dtype == torch.float64 else torch.float32
-    pad = kernel_radius(s.detach())
+    if pad is None:
+        pad = kernel_radius(S_MAX)
+    if pad < kernel_radius(s.detach()):
+        raise ValueError(f"pad {pad} px is narrower than the widest kernel; use s <= {S_MAX}")
     hp, wp = h + 2 * pad, w + 2 * pad
     x0p = reflect_pad2d(x0.to(dtype), pad)
     gp = reflect_pad2d(g.reshape(b * j, c, h, w).to(dtype), pad).reshape(b, j, c, hp, wp)
