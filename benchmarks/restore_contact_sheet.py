@@ -84,8 +84,9 @@ def annotate(image: np.ndarray, detector: FaceDetector) -> np.ndarray:
 def with_template(crop: np.ndarray) -> np.ndarray:
     """An aligned crop with the FFHQ template points drawn as rings."""
     vis = np.ascontiguousarray(np.round(crop * 255).astype(np.uint8))
+    radius, thick = max(2, crop.shape[0] // 80), max(1, crop.shape[0] // 250)
     for point, colour in zip(template(crop.shape[0]), COLOURS, strict=True):
-        cv2.circle(vis, tuple(point.round().astype(int)), 6, colour, 2)
+        cv2.circle(vis, tuple(point.round().astype(int)), radius, colour, thick)
     return vis.astype(np.float32) / 255
 
 
@@ -104,7 +105,9 @@ def main() -> None:
     if args.restorer == "tiny-random":
         from dynface.api import Restorer
 
-        restorer = Restorer.from_config("tiny-random", device="cpu")
+        restorer = Restorer.from_config(
+            "tiny-random", device="cpu", overrides={"respacing": "ddim5"}
+        )
     else:
         restorer = StandIn(args.restorer)
     detector = FaceDetector()

@@ -16,14 +16,10 @@ Output layout under the output folder:
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +30,7 @@ import torch
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import paste_back, upscale_image
-from dynface.io import ImageReadError, LoadedImage, read_image, write_image
+from dynface.io import ImageReadError, LoadedImage, read_image, write_image, write_json
 
 #: Largest output photo (pixels) we agree to build; ~4 GB of float32 working memory.
 MAX_OUTPUT_PIXELS = 300_000_000
@@ -61,7 +57,8 @@ class RestoreOptions:
     seed: int | None = None
     save_trace: bool = False
     overwrite: bool = False
-    face_size: int = 512
+    #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
+    face_size: int | None = None
 
 
 @dataclass
@@ -161,6 +158,9 @@ def restore_photos(
     if options.upscale <= 0:
         raise ValueError("upscale must be positive")
     paths = list(paths)
+    if options.face_size is None:
+        config = getattr(restorer, "config", None) or {}
+        options = replace(options, face_size=int(config.get("image_size", 512)))
     progress = progress or _NoProgress()
     detector = detector if detector is not None or options.aligned else FaceDetector()
     results: list[PhotoResult | None] = [None] * len(paths)
@@ -212,7 +212,7 @@ def _prepare(
         image = read_image(path)
     except ImageReadError as exc:
         return PhotoResult(path, "failed", str(exc))
-    size = options.face_size
+    size = int(options.face_size or 512)
     if options.aligned:
         height, width = image.pixels.shape[:2]
         if abs(height - width) > 0.02 * max(height, width):
@@ -331,7 +331,7 @@ def _finish(
         ]
         if options.save_trace:
             record = _trace(job, restorer, options)
-            written.append(_write_json(trace_path(outdir, job.name), record, options.overwrite))
+            written.append(write_json(trace_path(outdir, job.name), record, options.overwrite))
     except OSError as exc:
         return PhotoResult(path, "failed", f"could not write outputs: {exc}", faces_found=count)
     notes = []
@@ -371,32 +371,3 @@ def _trace(job: _Job, restorer: AlignedRestorer, options: RestoreOptions) -> dic
         "device": str(getattr(restorer, "device", "")),
         "faces": faces,
     }
-
-
-def _write_json(path: Path, data: dict[str, Any], overwrite: bool) -> Path:
-    """Write JSON atomically, refusing to replace a file unless asked."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, default=_jsonable)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _jsonable(value: Any) -> Any:
-    """Tensors, arrays and numpy scalars as plain JSON values."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
