@@ -89,10 +89,11 @@ def test_respaced_index_is_the_nearest_step_not_above():
 def test_cli_build_and_show(tmp_path):
     runner = CliRunner()
     out = tmp_path / "table.json"
-    res = runner.invoke(app, ["dsst", "build", str(TEST_DATA), "-o", str(out)])
+    faces = [str(TEST_DATA / "astronaut_face.png"), str(TEST_DATA / "grace_hopper_face.png")]
+    res = runner.invoke(app, ["dsst", "build", *faces, "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert DSSTable.load(out).provenance["faces"] == 2
-    res = runner.invoke(app, ["dsst", "build", str(TEST_DATA), "-o", str(out)])
+    res = runner.invoke(app, ["dsst", "build", *faces, "-o", str(out)])
     assert res.exit_code != 0 and "exists" in res.output
     res = runner.invoke(app, ["dsst", "show", str(out)])
     assert res.exit_code == 0, res.output
