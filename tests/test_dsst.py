@@ -82,7 +82,8 @@ def test_respaced_index_is_the_nearest_step_not_above():
     idx = to_respaced_index(t, steps)
     assert idx.tolist() == [0, 0, 1, 231, 249]
     assert bool((steps[idx] <= t).all())
-    assert torch.equal(idx, Diffusion(respacing="ddim250").index_at_or_below(t))
+    nxt = (idx + 1).clamp(max=len(steps) - 1)
+    assert bool(((steps[nxt] > t) | (idx == len(steps) - 1)).all())
     assert to_respaced_index(925, steps.tolist()) == 231
 
 
