@@ -306,3 +306,18 @@ def test_written_files_get_normal_permissions_and_json_is_atomic(tmp_path):
         write_json(record, {})
     assert write_json(record, {"y": 1}, overwrite=True).read_text().startswith("{")
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_demo_restores_the_packaged_samples(tmp_path):
+    from typer.testing import CliRunner
+
+    from dynface.cli import app
+
+    result = CliRunner().invoke(
+        app, ["demo", "-o", str(tmp_path), "--config", "tiny-random", "--steps", "ddim5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "random weights" in result.output
+    finals = sorted(p.name for p in (tmp_path / "final").iterdir())
+    assert finals == ["astronaut_degraded.png", "grace_hopper_degraded.png"]
+    assert len(list((tmp_path / "traces").glob("*.json"))) == 2

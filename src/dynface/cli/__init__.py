@@ -44,3 +44,7 @@ app.add_typer(_dsst_app, name="dsst")
 from dynface.cli.restore import restore as _restore  # noqa: E402
 
 app.command("restore")(_restore)
+
+from dynface.cli.demo import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)

@@ -98,6 +98,11 @@ def restore(
         f"dynface restore: {len(paths)} input(s), device {restorer.device}, "
         f"config {config}, precision {precision.value}"
     )
+    if getattr(restorer, "is_random", False):
+        console.print(
+            "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
+            "the restored faces are noise, not restorations"
+        )
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
