@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from dynface.cli.restore import Device, Precision, restore
+from dynface.cli.restore import (
+    ConfigOption,
+    Device,
+    DeviceOption,
+    OverwriteOption,
+    Precision,
+    PrecisionOption,
+    StepsOption,
+    WeightsDirOption,
+    restore,
+)
 
 
 def sample_photos_dir() -> Path:
@@ -17,18 +27,12 @@ def sample_photos_dir() -> Path:
 
 def demo(
     output: Path = typer.Option(Path("results"), "-o", "--output", help="Output folder."),
-    config: str = typer.Option(
-        "default", help='Preset ("default", "tiny-random") or a YAML config file.'
-    ),
-    weights_dir: Path | None = typer.Option(
-        None, help="Folder with the weight files (default: the dynface cache)."
-    ),
-    device: Device = typer.Option(Device.auto, help="Where to run the networks."),
-    precision: Precision = typer.Option(Precision.fp32, help="Network precision."),
-    steps: str | None = typer.Option(
-        None, help='Sampling steps (respacing), e.g. "ddim50" for a faster CPU run.'
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    config: ConfigOption = "default",
+    weights_dir: WeightsDirOption = None,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
+    steps: StepsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Restore the sample photos shipped with dynface (astronaut, Grace Hopper; public domain).
 

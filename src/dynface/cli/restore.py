@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,23 @@ class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+
+
+ConfigOption = Annotated[
+    str, typer.Option(help='Preset ("default", "tiny-random") or a YAML config file.')
+]
+WeightsDirOption = Annotated[
+    Path | None, typer.Option(help="Folder with the weight files (default: the dynface cache).")
+]
+DeviceOption = Annotated[Device, typer.Option(help="Where to run the networks.")]
+PrecisionOption = Annotated[Precision, typer.Option(help="Network precision (fp16/bf16 on GPUs).")]
+StepsOption = Annotated[
+    str | None,
+    typer.Option(
+        help='Sampling steps (respacing), e.g. "250" or "ddim50" (faster); default: the config\'s.'
+    ),
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 
 
 def load_restorer(
@@ -45,17 +62,11 @@ def restore(
     aligned: bool = typer.Option(
         False, "--aligned", help="Inputs are already aligned square face crops (FFHQ style)."
     ),
-    config: str = typer.Option(
-        "default", help='Preset ("default", "tiny-random") or a YAML config file.'
-    ),
-    weights_dir: Path | None = typer.Option(
-        None, help="Folder with the weight files (default: the dynface cache)."
-    ),
-    device: Device = typer.Option(Device.auto, help="Where to run the networks."),
-    precision: Precision = typer.Option(Precision.fp32, help="Network precision."),
-    steps: str | None = typer.Option(
-        None, help='Sampling steps (respacing), e.g. "250" or "ddim50"; default: the config\'s.'
-    ),
+    config: ConfigOption = "default",
+    weights_dir: WeightsDirOption = None,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
+    steps: StepsOption = None,
     seed: int | None = typer.Option(None, help="Random seed for reproducible results."),
     upscale: float = typer.Option(
         2.0, help="Scale of the whole output photo (background: bicubic)."
@@ -66,7 +77,7 @@ def restore(
     save_trace: bool = typer.Option(
         False, "--save-trace", help="Write traces/NAME.json (faces, transforms, method steps)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: OverwriteOption = False,
     batch_size: int = typer.Option(4, min=1, help="Faces restored together (across photos)."),
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
