@@ -31,3 +31,8 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+from dynface.cli.eval import app as _eval_app  # noqa: E402
+
+app.add_typer(_eval_app, name="eval")
