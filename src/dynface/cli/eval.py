@@ -1,4 +1,4 @@
-"""`dynface eval`: score restored faces against ground truth; `dynface eval compare`: compare runs."""
+"""`dynface eval`: score restored faces against ground truth; `eval compare`: compare runs."""
 
 from __future__ import annotations
 

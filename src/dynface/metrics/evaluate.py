@@ -274,7 +274,9 @@ def _batch_scores(
     if target is not None and ({"idd", "lmd"} & set(active)):
         from dynface.metrics.face import to_uint8
 
-        scores = [faces.pair(to_uint8(r), to_uint8(t)) for r, t in zip(restored, target)]
+        scores = [
+            faces.pair(to_uint8(r), to_uint8(t)) for r, t in zip(restored, target, strict=True)
+        ]
         if "idd" in active:
             out["idd"] = np.array([s.idd for s in scores])
         if "lmd" in active:

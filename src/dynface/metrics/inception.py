@@ -175,7 +175,7 @@ class FIDInceptionV3(nn.Module):
     def from_files(
         cls, weights_dir: str | os.PathLike[str] | None = None, download: bool = False
     ) -> FIDInceptionV3:
-        """The network with the registered `fid_inception_v3` weights (the 1008-class fc dropped)."""
+        """The network with the registered `fid_inception_v3` weights (its 1008-class fc unused)."""
         model = cls()
         state = load_state_dict("fid_inception_v3", weights_dir, download)
         own = model.state_dict()

@@ -111,7 +111,9 @@ def compare(
     summaries = [load_summary(d) for d in run_dirs]
     if labels is not None and len(labels) != len(summaries):
         raise ValueError(f"{len(labels)} labels for {len(summaries)} reports")
-    names = labels or [str(s.get("name") or Path(d).name) for s, d in zip(summaries, run_dirs)]
+    names = labels or [
+        str(s.get("name") or Path(d).name) for s, d in zip(summaries, run_dirs, strict=True)
+    ]
     if y is None:
         y = "fid" if all("fid" in s for s in summaries) else "niqe"
     for axis in (x, y):
