@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from metrics_helpers import degrade, face
 from torch import nn
 
 from dynface.metrics.fid import FeatureCache, FeatureStats, folder_features, frechet_distance
 from dynface.metrics.inception import FIDInceptionV3
+from metrics_helpers import degrade, face
 
 
 def tiny_extractor() -> nn.Module:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import shared_path
-from metrics_helpers import degrade, face
 
+from conftest import shared_path
 from dynface.io import read_image, to_tensor
 from dynface.method.blur import gaussian_blur
 from dynface.metrics.niqe import _matlab_half, niqe
+from metrics_helpers import degrade, face
 
 # basicsr 1.4.2 `calculate_niqe(img, 0)` (its MATLAB R2021a check: baboon 5.7296), computed once.
 BASICSR_GRACE_HOPPER = 3.578052
@@ -41,9 +41,12 @@ def test_matlab_half_resize_keeps_constants_and_averages_pairs() -> None:
     assert torch.allclose(_matlab_half(flat), torch.full((1, 1, 4, 4), 0.25, dtype=torch.float64))
     ramp = torch.arange(16, dtype=torch.float64).view(1, 1, 1, 16).expand(1, 1, 4, 16)
     half = _matlab_half(ramp)
-    assert torch.allclose(half[0, 0, 0, 2:-2], torch.tensor([4.5, 6.5, 8.5, 10.5], dtype=half.dtype))
+    assert torch.allclose(
+        half[0, 0, 0, 2:-2], torch.tensor([4.5, 6.5, 8.5, 10.5], dtype=half.dtype)
+    )
 
 
 def test_small_images_are_refused() -> None:
-    with pytest.raises(ValueError, match="at least 96x96"):
-        niqe(torch.rand(1, 3, 64, 200))
+    for shape in ((64, 200), (120, 150)):
+        with pytest.raises(ValueError, match="two 96x96 blocks"):
+            niqe(torch.rand(1, 3, *shape))

@@ -22,7 +22,7 @@ from rich.progress import Progress
 from dynface.io import list_images, read_image, to_tensor
 from dynface.metrics import fidelity
 from dynface.metrics.fid import FeatureCache, FeatureStats, folder_features, frechet_distance
-from dynface.metrics.niqe import BLOCK, niqe
+from dynface.metrics.niqe import has_enough_blocks, niqe
 from dynface.metrics.weights import WeightsCorrupted, WeightsUnavailable
 
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid", "niqe", "idd", "lmd")
@@ -156,7 +156,9 @@ def evaluate(
         summary, counts = _means(rows, [m for m in active if m not in SET_LEVEL])
         for name, count in counts.items():
             if count == 0:
-                missing[name] = "no image gave a value (no face found, or images under 96 px)"
+                missing[name] = (
+                    "no image gave a value (no face found, or images under 96x192 px for NIQE)"
+                )
         info: dict[str, object] = {"images": len(rows), "device": str(device)}
         if fid_setup is not None and "fid" in active:
             value, stats, fid_info = _fid(fid_setup, [p[1] for p in pairs], options, device, bar)
@@ -269,8 +271,10 @@ def _batch_scores(
             if "lpips" in active:
                 out["lpips"] = lpips_model(restored, target)
         if "niqe" in active:
-            small = min(restored.shape[-2:]) < BLOCK
-            out["niqe"] = np.full(len(restored), math.nan) if small else niqe(restored)
+            if has_enough_blocks(*restored.shape[-2:]):
+                out["niqe"] = niqe(restored)
+            else:
+                out["niqe"] = np.full(len(restored), math.nan)
     if target is not None and ({"idd", "lmd"} & set(active)):
         from dynface.metrics.face import to_uint8
 

@@ -39,12 +39,12 @@ def pristine_params() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def niqe(images: torch.Tensor) -> torch.Tensor:
-    """NIQE of each image of a Bx3xHxW RGB batch in [0, 1] (H, W >= 96); float64 values."""
+    """NIQE of each image of a Bx3xHxW RGB batch in [0, 1] (two 96 px blocks or more)."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected a Bx3xHxW batch, got {tuple(images.shape)}")
     height, width = (images.shape[-2] // BLOCK) * BLOCK, (images.shape[-1] // BLOCK) * BLOCK
-    if height == 0 or width == 0:
-        raise ValueError(f"NIQE needs images of at least {BLOCK}x{BLOCK} px")
+    if not has_enough_blocks(images.shape[-2], images.shape[-1]):
+        raise ValueError(f"NIQE needs at least two {BLOCK}x{BLOCK} blocks (e.g. 96x192 px)")
     mu_p, cov_p, window = pristine_params()
     device = images.device
     y = (rgb_to_y(images.double()) * 255).round()[..., :height, :width]
@@ -68,6 +68,11 @@ def _separable(window: np.ndarray) -> np.ndarray:
     if not np.allclose(np.outer(factor, factor), window, rtol=0, atol=1e-12):
         raise ValueError("the NIQE window is not a separable Gaussian")
     return factor
+
+
+def has_enough_blocks(height: int, width: int) -> bool:
+    """True when an image holds the two whole 96x96 blocks a covariance needs."""
+    return (height // BLOCK) * (width // BLOCK) >= 2
 
 
 def _mscn(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
