@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from conftest import TEST_DATA
 from dynface.io import read_image, to_tensor
 from dynface.method.blur import gaussian_blur
+
+from .conftest import TEST_DATA
 
 
 def face(name: str, size: int | None = 256) -> torch.Tensor:

@@ -14,8 +14,9 @@ from dynface.cli import app
 from dynface.io import to_numpy, write_image
 from dynface.metrics.evaluate import EvalOptions, evaluate
 from dynface.metrics.report import write_report
-from metrics_helpers import degrade, face
-from test_metrics_fid import tiny_extractor
+
+from .metrics_helpers import degrade, face
+from .test_metrics_fid import tiny_extractor
 
 runner = CliRunner()
 
@@ -52,7 +53,7 @@ def test_summary_keys_and_missing_metrics(tmp_path: Path) -> None:
         assert isinstance(summary[key], float) and summary["counts"][key] == 2
     assert 15 < summary["psnr"] < 40 and 0 < summary["ssim"] < 1
     for key in ("lpips", "fid"):  # weight files absent: listed with the reason, never a number
-        assert key not in summary and "not found" in summary["missing"][key]
+        assert key not in summary and "not available" in summary["missing"][key]
     assert "idd" in summary or "idd" in summary["missing"]
     rows = (out / "per_image.csv").read_text().splitlines()
     assert rows[0].startswith("name,psnr,ssim,psnr_y,ssim_y") and len(rows) == 3

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
 from dynface.io import read_image
 from dynface.metrics.face import DlibFaces, to_uint8
-from metrics_helpers import face
+
+from .conftest import shared_path
+from .metrics_helpers import face
 
 
 @pytest.fixture(scope="module")

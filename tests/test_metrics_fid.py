@@ -9,7 +9,8 @@ from torch import nn
 
 from dynface.metrics.fid import FeatureCache, FeatureStats, folder_features, frechet_distance
 from dynface.metrics.inception import FIDInceptionV3
-from metrics_helpers import degrade, face
+
+from .metrics_helpers import degrade, face
 
 
 def tiny_extractor() -> nn.Module:

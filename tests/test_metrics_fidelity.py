@@ -9,7 +9,8 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dynface.metrics.fidelity import psnr, rgb_to_y, ssim
-from metrics_helpers import degrade, face
+
+from .metrics_helpers import degrade, face
 
 SKIMAGE_SSIM = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 LEVELS = [(1.0, 0.01, 90), (2.5, 0.03, 60), (4.0, 0.06, 30)]

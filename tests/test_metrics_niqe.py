@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import shared_path
 from dynface.io import read_image, to_tensor
 from dynface.method.blur import gaussian_blur
 from dynface.metrics.niqe import _matlab_half, niqe
-from metrics_helpers import degrade, face
+
+from .conftest import shared_path
+from .metrics_helpers import degrade, face
 
 # basicsr 1.4.2 `calculate_niqe(img, 0)` (its MATLAB R2021a check: baboon 5.7296), computed once.
 BASICSR_GRACE_HOPPER = 3.578052

@@ -33,6 +33,14 @@ def main() -> None:
     app()
 
 
+from dynface.cli.weights import app as _weights_app  # noqa: E402
+
+app.add_typer(_weights_app, name="weights")
+
+from dynface.cli.dsst import app as _dsst_app  # noqa: E402
+
+app.add_typer(_dsst_app, name="dsst")
+
 from dynface.cli.eval import app as _eval_app  # noqa: E402
 
 app.add_typer(_eval_app, name="eval")

@@ -84,6 +84,11 @@ def _reflect_pad(x: Tensor, pad: int, dim: int) -> Tensor:
     return x
 
 
+def reflect_pad2d(x: Tensor, pad: int) -> Tensor:
+    """Reflect-pad both spatial axes of an (N, C, H, W) tensor by `pad`, as `gaussian_blur` does."""
+    return _reflect_pad(_reflect_pad(x, pad, dim=-1), pad, dim=-2)
+
+
 def gaussian_transfer(sigma: float | Tensor, height: int, width: int, device=None) -> Tensor:
     """DFT of the discrete kernel k(s) on a (height, width) grid: real, (B, height, width//2+1).
 

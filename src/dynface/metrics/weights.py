@@ -13,24 +13,22 @@ from pathlib import Path
 
 import torch
 
-try:
-    from dynface.weights import (
-        WeightsCorrupted,
-        WeightSpec,
-        WeightsUnavailable,
-        register,
-        resolve,
-        sha256_file,
-    )
-except ImportError:  # the shared registry is not merged yet: a local, download-free stand-in
-    from dynface.metrics._weights_local import (  # noqa: F401
-        WeightsCorrupted,
-        WeightSpec,
-        WeightsUnavailable,
-        register,
-        resolve,
-        sha256_file,
-    )
+from dynface.weights import (
+    WeightsCorrupted,
+    WeightSpec,
+    WeightsUnavailable,
+    register,
+    resolve,
+    sha256_file,
+)
+
+__all__ = [
+    "METRIC_WEIGHTS",
+    "MetricWeights",
+    "WeightsCorrupted",
+    "WeightsUnavailable",
+    "load_state_dict",
+]
 
 _TORCHVISION = "https://download.pytorch.org/models"
 _LPIPS_RAW = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"

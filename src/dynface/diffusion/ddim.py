@@ -1,0 +1,130 @@
+"""DDIM sampling over a respaced schedule, with a hook that may replace the x0 prediction.
+
+Matches DifFace's sampler: the model sees original timesteps, the x0 prediction is clipped to
+[-1, 1], and the update uses the model's own epsilon with the (possibly guided) x0. Samples of
+one batch may start at different steps (`start_index` per sample): a sample waits, unevaluated,
+until the loop reaches its start, so the UNet only runs on samples that are under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from dynface.diffusion.schedule import beta_schedule, respaced_timesteps
+
+X0Hook = Callable[[Tensor, int], Tensor]
+
+
+class Diffusion:
+    """A Gaussian diffusion (epsilon prediction) respaced for DDIM sampling."""
+
+    def __init__(
+        self, steps: int = 1000, schedule: str = "linear", respacing: str | int | None = "ddim250"
+    ) -> None:
+        base = torch.cumprod(1.0 - beta_schedule(schedule, steps), dim=0)
+        kept = respaced_timesteps(steps, respacing)
+        self.original_steps = steps
+        self.respacing = str(respacing)
+        self.timesteps = torch.tensor(kept, dtype=torch.long)
+        self.base_alphas_cumprod = base
+        self.alphas_cumprod = base[self.timesteps]
+        self.alphas_cumprod_prev = torch.cat(
+            [torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]]
+        )
+
+    @property
+    def num_steps(self) -> int:
+        """Number of respaced steps."""
+        return len(self.timesteps)
+
+    def _coef(self, table: Tensor, index: Tensor | int, like: Tensor) -> Tensor:
+        idx = torch.as_tensor(index, device=table.device).long().expand(like.shape[0])
+        return table[idx].to(device=like.device, dtype=torch.float32).view(-1, 1, 1, 1)
+
+    def q_sample(self, x0: Tensor, index: Tensor | int, noise: Tensor | None = None) -> Tensor:
+        """Noise clean images `x0` to respaced step `index` (int or one per sample)."""
+        noise = torch.randn_like(x0) if noise is None else noise
+        a = self._coef(self.alphas_cumprod, index, x0)
+        return (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(x0.dtype)
+
+    def predict(self, model: nn.Module, x: Tensor, index: int) -> tuple[Tensor, Tensor]:
+        """Model epsilon and the clipped x0 prediction at respaced step `index`."""
+        t = self.timesteps[index].to(x.device).expand(x.shape[0])
+        eps = model(x, t)[:, : x.shape[1]].float()
+        a = self._coef(self.alphas_cumprod, index, x)
+        x0 = ((x.float() - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        return eps, x0
+
+    def ddim_update(
+        self, x0: Tensor, eps: Tensor, index: int, eta: float | Tensor, noise: Tensor | None
+    ) -> Tensor:
+        """x_{t-1} from x0 and epsilon (DDIM equation 12); `eta` scalar or one per sample."""
+        a = self._coef(self.alphas_cumprod, index, x0)
+        a_prev = self._coef(self.alphas_cumprod_prev, index, x0)
+        eta_t = torch.as_tensor(eta, dtype=torch.float32, device=x0.device).reshape(-1, 1, 1, 1)
+        sigma = eta_t * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
+        mean = x0 * a_prev.sqrt() + (1 - a_prev - sigma**2).sqrt() * eps
+        if index == 0:
+            return mean
+        noise = torch.randn_like(x0) if noise is None else noise.float()
+        return mean + sigma * noise
+
+    def ddim_step(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        index: int,
+        eta: float | Tensor = 0.0,
+        noise: Tensor | None = None,
+        x0_hook: X0Hook | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """One DDIM step from respaced `index`: returns (x_prev, x0 used for the update)."""
+        eps, x0 = self.predict(model, x, index)
+        if x0_hook is not None:
+            x0 = x0_hook(x0, index)
+        return self.ddim_update(x0, eps, index, eta, noise).to(x.dtype), x0
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        start_index: int | Tensor,
+        eta: float | Tensor = 0.0,
+        x0_hook: X0Hook | None = None,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Tensor:
+        """Run DDIM from `start_index` (int or one per sample) down to step 0.
+
+        `x` holds each sample's state at its own start step. The hook sees the whole batch; rows
+        of samples that have not started yet hold their waiting state and are left unchanged.
+        `progress(n)` is called after each step with the number of samples evaluated.
+        """
+        b = x.shape[0]
+        starts = torch.as_tensor(start_index, device=x.device).long().expand(b)
+        if int(starts.max()) >= self.num_steps or int(starts.min()) < 0:
+            raise ValueError(f"start index must lie in [0, {self.num_steps - 1}]")
+        eta_all = torch.as_tensor(eta, dtype=torch.float32, device=x.device).flatten().expand(b)
+        x = x.clone()
+        for index in range(int(starts.max()), -1, -1):
+            active = starts >= index
+            rows = active.nonzero().squeeze(1)
+            xa = x[rows]
+            eps, x0 = self.predict(model, xa, index)
+            if x0_hook is not None:
+                full = x.float().clone()
+                full[rows] = x0
+                x0 = x0_hook(full, index)[rows]
+            noise = None
+            if index > 0:
+                noise = torch.randn(
+                    xa.shape, generator=generator, device=x.device, dtype=torch.float32
+                )
+            x[rows] = self.ddim_update(x0, eps, index, eta_all[rows], noise).to(x.dtype)
+            if progress is not None:
+                progress(len(rows))
+        return x

@@ -1,0 +1,245 @@
+"""The aligned-face pipeline: restorer, blur-level mapping, dynamic start steps, guided DDIM.
+
+For a batch y of aligned faces in [0, 1] at the working size:
+  r = clamp(RM(y), 0, 1);  s* = SE(y, r);  s_j = max(s* - j, s_min);  g_j = k(s_j) * r;
+  t_j = DSST(s_j);  x_{t_0} = q_sample(g_0, t_0);  then DDIM with eta(s*) where every x0
+  prediction is pulled towards the active targets (t <= t_j) and blended by the DGSA map.
+Blur levels are in pixels at 512 (where the DSST table is defined) and scaled to the working
+size. In `difface` mode the reference DifFace chain is run instead: no guidance, a fixed start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dynface.diffusion import Diffusion
+from dynface.method.dblm import guidance_images, guidance_levels, make_estimator
+from dynface.method.dgsa import make_dgsa
+from dynface.method.dsst import DSSTable, to_respaced_index
+from dynface.method.eta import dynamic_eta
+from dynface.method.guidance import active_targets, blend, guide, refine_blur_levels
+
+#: Side of the DGSA thumbnail stored in each trace.
+THUMBNAIL = 16
+#: The resolution at which blur levels and the DSST table are defined.
+REFERENCE_SIZE = 512
+
+
+@dataclass
+class MethodSettings:
+    """The `method` section of a config, typed."""
+
+    mode: str = "dynface"
+    estimator: str | dict = "zero-shot"
+    num_targets: int = 3
+    s_min: float = 0.3
+    dsst: str = "default"
+    guidance: str = "closed-form"
+    mu: float = 0.01
+    lam: float = 0.5
+    refine_s: bool = False
+    dgsa: str = "heuristic"
+    dgsa_weights: str | None = None
+    eta: str | float = "dynamic"
+    difface_start_index: int = 100
+    difface_eta: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> MethodSettings:
+        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        extra = {k: v for k, v in section.items() if k not in cls.__dataclass_fields__}
+        return cls(**known, extra=extra)
+
+
+class Pipeline:
+    """Runs the method on batches of aligned faces; holds no state between batches."""
+
+    def __init__(
+        self,
+        prior: nn.Module,
+        restorer: nn.Module,
+        diffusion: Diffusion,
+        settings: MethodSettings,
+        image_size: int = REFERENCE_SIZE,
+    ) -> None:
+        self.prior = prior
+        self.restorer = restorer
+        self.diffusion = diffusion
+        self.settings = settings
+        self.image_size = image_size
+        self.scale = image_size / REFERENCE_SIZE
+        dsst = settings.dsst
+        self.dsst = DSSTable.default() if dsst == "default" else DSSTable.load(dsst)
+        self.estimator = make_estimator(settings.estimator)
+        self.dgsa = None
+        if settings.dgsa != "none":
+            dgsa_config: str | dict = settings.dgsa
+            if settings.dgsa == "learned":
+                dgsa_config = {"name": "learned", "weights": settings.dgsa_weights}
+            self.dgsa = make_dgsa(dgsa_config)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.prior.parameters()).device
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def restore(
+        self,
+        y: Tensor,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int], None] | None = None,
+        initial_noise: Tensor | None = None,
+    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
+
+        `initial_noise` (working size) replaces the noise of the first q_sample, so a reference
+        chain can be reproduced exactly; by default it is drawn from `generator`.
+        """
+        if y.ndim != 4 or y.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) batch of RGB faces, got {tuple(y.shape)}")
+        height, width = y.shape[-2:]
+        y = y.to(self.device, torch.float32)
+        start = self._sync()
+        work = _resize(y, self.image_size)
+        r = self.restorer(work.to(_dtype(self.restorer))).float().clamp(0, 1)
+        timing = {"restorer_s": self._sync() - start}
+        if self.settings.mode == "difface":
+            x, traces = self._difface(r, generator, progress, timing, initial_noise)
+        else:
+            x, traces = self._dynface(work, r, generator, progress, timing, initial_noise)
+        out = _resize(((x.float() + 1) / 2).clamp(0, 1), (height, width))
+        return out, traces
+
+    def _difface(self, r, generator, progress, timing, noise):
+        t0 = self._sync()
+        index = self.settings.difface_start_index
+        noise = _randn(r.shape, generator, r.device) if noise is None else noise.to(r)
+        x = self.diffusion.q_sample(r * 2 - 1, index, noise)
+        # DifFace noises to `index` and then denoises from `index - 1` (its reference chain).
+        x = self.diffusion.sample(
+            self.prior,
+            x,
+            index - 1,
+            self.settings.difface_eta,
+            generator=generator,
+            progress=progress,
+        )
+        timing["sampling_s"] = self._sync() - t0
+        trace = {
+            "mode": "difface",
+            "start_index": index,
+            "start_t": int(self.diffusion.timesteps[index]),
+            "eta": self.settings.difface_eta,
+            "nfe": index,
+            "timing": timing,
+        }
+        return x, [dict(trace) for _ in range(r.shape[0])]
+
+    def _dynface(self, work, r, generator, progress, timing, noise):
+        settings, diffusion = self.settings, self.diffusion
+        t0 = self._sync()
+        s_star = (self.estimator(work, r).float() / self.scale).clamp(0, 16)
+        s_levels = guidance_levels(s_star, settings.num_targets, settings.s_min)
+        t_levels = self.dsst.start_step(s_levels.cpu()).to(self.device)
+        start_index = to_respaced_index(t_levels[:, 0].cpu(), diffusion.timesteps).to(self.device)
+        s_work = s_levels * self.scale
+        g = guidance_images(r * 2 - 1, s_work)
+        eta = (
+            dynamic_eta(s_star)
+            if settings.eta == "dynamic"
+            else dynamic_eta(s_star, float(settings.eta))
+        )
+        dgsa_map = self.dgsa(g[:, 0]) if self.dgsa is not None and not self.dgsa.dynamic else None
+        timing["estimate_s"] = self._sync() - t0
+
+        zeros = torch.zeros(len(r), device=self.device)
+        state = {"s": s_work, "dgsa_sum": zeros.clone(), "dgsa_n": zeros.clone()}
+
+        def hook(x0: Tensor, index: int) -> Tensor:
+            t_now = int(diffusion.timesteps[index])
+            active = active_targets(t_now, t_levels)
+            if settings.guidance == "none" or not bool(active.any()):
+                return x0
+            if settings.refine_s:
+                state["s"] = refine_blur_levels(
+                    x0, g, state["s"], active, s_min=settings.s_min * self.scale
+                )
+            target = guide(x0, g, state["s"], active, settings.guidance, settings.mu, settings.lam)
+            strength = dgsa_map
+            if self.dgsa is not None and self.dgsa.dynamic:
+                strength = self.dgsa(g[:, 0], x0, torch.full((len(x0),), t_now, device=x0.device))
+            if strength is None:
+                strength = torch.ones_like(x0[:, :1])
+            rows = active.any(dim=1)
+            state["dgsa_sum"] += torch.where(rows, strength.mean(dim=(1, 2, 3)), 0.0)
+            state["dgsa_n"] += rows.float()
+            return blend(x0, target, strength * rows[:, None, None, None]).clamp(-1, 1)
+
+        t1 = self._sync()
+        noise = _randn(r.shape, generator, r.device) if noise is None else noise.to(r)
+        x = diffusion.q_sample(g[:, 0], start_index, noise)
+        x = diffusion.sample(
+            self.prior, x, start_index, eta, x0_hook=hook, generator=generator, progress=progress
+        )
+        timing["sampling_s"] = self._sync() - t1
+        thumbs = None
+        if dgsa_map is not None:
+            thumbs = F.adaptive_avg_pool2d(dgsa_map.float(), THUMBNAIL)[:, 0].cpu()
+        traces = []
+        for b in range(len(r)):
+            traces.append(
+                {
+                    "mode": "dynface",
+                    "s_star": round(float(s_star[b]), 3),
+                    "s_levels": [round(float(v), 3) for v in s_levels[b]],
+                    "t_levels": [int(v) for v in t_levels[b]],
+                    "eta": round(float(eta[b]), 4),
+                    "start_index": int(start_index[b]),
+                    "start_t": int(diffusion.timesteps[int(start_index[b])]),
+                    "nfe": int(start_index[b]) + 1,
+                    "estimator": str(settings.estimator),
+                    "guidance": settings.guidance,
+                    "dgsa": settings.dgsa,
+                    "dgsa_mean": (
+                        round(float(state["dgsa_sum"][b] / state["dgsa_n"][b]), 4)
+                        if state["dgsa_n"][b] > 0
+                        else None
+                    ),
+                    "dgsa_thumbnail": (
+                        [[round(float(v), 3) for v in row] for row in thumbs[b]]
+                        if thumbs is not None
+                        else None
+                    ),
+                    "timing": dict(timing),
+                }
+            )
+        return x, traces
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
+def _resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Antialiased bicubic resize (identity when the size already matches)."""
+    target = (size, size) if isinstance(size, int) else size
+    if tuple(x.shape[-2:]) == tuple(target):
+        return x
+    return F.interpolate(x, size=target, mode="bicubic", antialias=True, align_corners=False)
+
+
+def _randn(shape, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    return torch.randn(shape, generator=generator, device=device)
