@@ -45,7 +45,6 @@ def run(
     if ctx.invoked_subcommand is not None:
         return
     if restored is None or out is None:
-        typer.echo(ctx.get_help())
         raise typer.BadParameter("--restored and -o are required", param_hint="--restored/-o")
     from dynface.metrics.evaluate import METRICS, EvalOptions, UnmatchedFilesError, evaluate
     from dynface.metrics.report import write_report
