@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from dynface.cli import app
 from dynface.diffusion import Diffusion
+from dynface.io import list_images
 from dynface.method.dsst import (
     DSSTable,
     face_paths,
@@ -91,7 +92,7 @@ def test_cli_build_and_show(tmp_path):
     out = tmp_path / "table.json"
     res = runner.invoke(app, ["dsst", "build", str(TEST_DATA), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert DSSTable.load(out).provenance["faces"] == 2
+    assert DSSTable.load(out).provenance["faces"] == len(list_images([TEST_DATA]))
     res = runner.invoke(app, ["dsst", "build", str(TEST_DATA), "-o", str(out)])
     assert res.exit_code != 0 and "exists" in res.output
     res = runner.invoke(app, ["dsst", "show", str(out)])
