@@ -33,18 +33,11 @@ def main() -> None:
     app()
 
 
-from dynface.cli.weights import app as _weights_app  # noqa: E402
 
-app.add_typer(_weights_app, name="weights")
+from dynface.cli import demo, dsst, evaluate, restore, weights  # noqa: E402, I001
 
-from dynface.cli.dsst import app as _dsst_app  # noqa: E402
-
-app.add_typer(_dsst_app, name="dsst")
-
-from dynface.cli.restore import restore as _restore  # noqa: E402
-
-app.command("restore")(_restore)
-
-from dynface.cli.demo import demo as _demo  # noqa: E402
-
-app.command("demo")(_demo)
+app.add_typer(weights.app, name="weights")
+app.add_typer(dsst.app, name="dsst")
+app.command("restore")(restore.restore)
+app.command("demo")(demo.demo)
+app.add_typer(evaluate.app, name="eval")
