@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dynface import weights as w
+from dynface.metrics import weights as _metric_weights  # noqa: F401  (registers metric files)
 
 app = typer.Typer(
     help=(
