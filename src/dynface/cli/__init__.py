@@ -33,7 +33,6 @@ def main() -> None:
     app()
 
 
-
 from dynface.cli import demo, dsst, evaluate, restore, weights  # noqa: E402, I001
 
 app.add_typer(weights.app, name="weights")
