@@ -8,10 +8,12 @@ interrupted run never leaves a half-written image, and an existing file is kept 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Inputs larger than this many pixels are refused with a clear message (about 12000 x 10000).
 MAX_PIXELS = 120_000_000
+#: The process umask (read once: reading it means setting it), for the permissions of new files.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class ImageReadError(ValueError):
@@ -61,6 +66,11 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             pixels, bit_depth = _to_rgb_float(im)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            f"{path}: far larger than the {max_pixels // 1_000_000} MP limit (Pillow refuses it "
+            "as a possible decompression bomb); downscale it first"
+        ) from None
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not an image file (or a format Pillow cannot read)"
@@ -115,11 +125,44 @@ def write_image(
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | Path, data: Any, overwrite: bool = False) -> Path:
+    """Write JSON atomically (temporary name, then rename); refuse to replace a file unless asked.
+
+    Arrays, tensors and paths become lists and strings.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, default=_jsonable)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """Tensors, arrays and numpy scalars as plain JSON values; anything else as its text."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return str(value)
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:

@@ -33,18 +33,12 @@ def main() -> None:
     app()
 
 
-from dynface.cli.weights import app as _weights_app  # noqa: E402
+from dynface.cli import degrade, demo, dsst, evaluate, restore, train, weights  # noqa: E402, I001
 
-app.add_typer(_weights_app, name="weights")
-
-from dynface.cli.dsst import app as _dsst_app  # noqa: E402
-
-app.add_typer(_dsst_app, name="dsst")
-
-from dynface.cli.degrade import degrade as _degrade  # noqa: E402
-
-app.command("degrade")(_degrade)
-
-from dynface.cli.train import train as _train  # noqa: E402
-
-app.command("train")(_train)
+app.add_typer(weights.app, name="weights")
+app.add_typer(dsst.app, name="dsst")
+app.command("restore")(restore.restore)
+app.command("demo")(demo.demo)
+app.add_typer(evaluate.app, name="eval")
+app.command("degrade")(degrade.degrade)
+app.command("train")(train.train)

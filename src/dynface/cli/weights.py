@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dynface import weights as w
+from dynface.metrics import weights as _metric_weights  # noqa: F401  (registers metric files)
 
 app = typer.Typer(
     help=(
@@ -50,6 +51,14 @@ def _names(names: list[str] | None) -> list[str]:
         raise typer.Exit(1) from None
 
 
+def _default_config_weights() -> list[str]:
+    """Registry names of the weights that `dynface restore` needs with the default config."""
+    from dynface.config import load_config
+
+    config = load_config("default")
+    return [config["prior"]["weights"], config["restorer"]["weights"]]
+
+
 @app.command("list")
 def list_weights(weights_dir: Path | None = WeightsDir) -> None:
     """Show every known weight file, whether it is on disk, and how its sha256 is known."""
@@ -85,16 +94,21 @@ def list_weights(weights_dir: Path | None = WeightsDir) -> None:
 @app.command()
 def download(
     names: list[str] | None = typer.Argument(
-        None, help="Weight names or file names; all of them when none is given."
+        None,
+        help="Weight names or file names; without names, the files of the default restoration "
+        "config (the DifFace prior and restorer).",
     ),
-    all_: bool = typer.Option(False, "--all", help="Download every known weight file."),
+    all_: bool = typer.Option(
+        False, "--all", help="Download every known weight file (metrics' networks too)."
+    ),
     force: bool = typer.Option(
         False, "--force", help="Download again even when the file is already in the cache."
     ),
 ) -> None:
     """Download weight files into the cache, resuming partial downloads and checking sha256."""
     failed = False
-    for name in _names(None if all_ else names):
+    wanted = _names(None if all_ else names) if all_ or names else _default_config_weights()
+    for name in wanted:
         try:
             path = w.download(name, force=force)
         except (w.WeightsUnavailable, w.WeightsCorrupted) as err:

@@ -1,0 +1,56 @@
+"""`dynface demo -o OUTDIR`: restore the public-domain sample photos shipped with the package."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from dynface.cli.restore import (
+    ConfigOption,
+    Device,
+    DeviceOption,
+    OverwriteOption,
+    Precision,
+    PrecisionOption,
+    StepsOption,
+    WeightsDirOption,
+    restore,
+)
+
+
+def sample_photos_dir() -> Path:
+    """Folder of the packaged sample photos (degraded copies of public-domain portraits)."""
+    return Path(str(resources.files("dynface") / "assets" / "samples"))
+
+
+def demo(
+    output: Path = typer.Option(Path("results"), "-o", "--output", help="Output folder."),
+    config: ConfigOption = "default",
+    weights_dir: WeightsDirOption = None,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
+    steps: StepsOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Restore the sample photos shipped with dynface (astronaut, Grace Hopper; public domain).
+
+    Same outputs as `dynface restore`, with traces: final/, faces/, traces/.
+    """
+    restore(
+        inputs=[str(sample_photos_dir())],
+        output=output,
+        aligned=False,
+        config=config,
+        weights_dir=weights_dir,
+        device=device,
+        precision=precision,
+        steps=steps,
+        seed=0,
+        upscale=2.0,
+        only_center_face=False,
+        save_trace=True,
+        overwrite=overwrite,
+        batch_size=4,
+    )

@@ -1,0 +1,91 @@
+"""`dynface eval`: score restored faces against ground truth; `eval compare`: compare runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help=(
+        "Measure restored faces: `dynface eval --restored DIR --gt DIR -o REPORT`. "
+        "Compare reports: `dynface eval compare RUN1 RUN2 -o OUT`. See docs/evaluation.md."
+    ),
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@app.callback()
+def run(
+    ctx: typer.Context,
+    restored: Path | None = typer.Option(None, "--restored", help="Folder of restored images."),
+    gt: Path | None = typer.Option(None, "--gt", help="Ground-truth folder (same file names)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Report folder to write."),
+    metrics: str = typer.Option(
+        "all", "--metrics", help="Comma-separated: psnr,ssim,psnr_y,ssim_y,lpips,fid,niqe,idd,lmd."
+    ),
+    fid_ref: Path | None = typer.Option(
+        None, "--fid-ref", help="FID reference: a folder or a statistics .npz (default: --gt)."
+    ),
+    weights_dir: Path | None = typer.Option(
+        None, "--weights-dir", help="Folder holding LPIPS/FID weight files."
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="Download missing LPIPS/FID weights from their registry URLs."
+    ),
+    lpips_net: str = typer.Option("alex", "--lpips-net", help="LPIPS trunk: alex or vgg."),
+    name: str | None = typer.Option(None, "--name", help="Method name in the report."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse or store features."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+) -> None:
+    """Score a folder of restored images (pairs matched by file name stem)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if restored is None or out is None:
+        raise typer.BadParameter("--restored and -o are required", param_hint="--restored/-o")
+    from dynface.metrics.evaluate import METRICS, EvalOptions, UnmatchedFilesError, evaluate
+    from dynface.metrics.report import write_report
+
+    chosen = METRICS if metrics == "all" else tuple(m.strip() for m in metrics.split(",") if m)
+    options = EvalOptions(
+        metrics=chosen,
+        weights_dir=weights_dir,
+        download=download,
+        fid_ref=fid_ref,
+        lpips_net=lpips_net,
+        device=device,
+        batch_size=batch_size,
+        use_cache=not no_cache,
+    )
+    try:
+        report = evaluate(restored, gt, options, progress=True)
+        folder = write_report(report, out, name or restored.resolve().name, overwrite=overwrite)
+    except (UnmatchedFilesError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: list[Path] = typer.Argument(..., help="Report folders written by `dynface eval`."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for compare.md/.csv and the plot."),
+    x: str = typer.Option("psnr", "--x", help="Metric on the horizontal axis."),
+    y: str | None = typer.Option(None, "--y", help="Vertical axis (default fid, else niqe)."),
+    labels: str | None = typer.Option(None, "--labels", help="Comma-separated method names."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Table over several reports and a scatter plot of two metrics."""
+    from dynface.metrics.report import compare
+
+    names = [s.strip() for s in labels.split(",")] if labels else None
+    try:
+        written = compare(runs, out, x=x, y=y, labels=names, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(written["markdown"].read_text(encoding="utf-8"))
+    typer.echo(f"plot: {written['plot']}")

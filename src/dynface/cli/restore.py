@@ -1,0 +1,205 @@
+"""`dynface restore INPUT... -o OUTDIR`: restore every face of photos, folders and globs."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+ConfigOption = Annotated[
+    str, typer.Option(help='Preset ("default", "tiny-random") or a YAML config file.')
+]
+WeightsDirOption = Annotated[
+    Path | None, typer.Option(help="Folder with the weight files (default: the dynface cache).")
+]
+DeviceOption = Annotated[Device, typer.Option(help="Where to run the networks.")]
+PrecisionOption = Annotated[Precision, typer.Option(help="Network precision (fp16/bf16 on GPUs).")]
+StepsOption = Annotated[
+    str | None,
+    typer.Option(
+        help='Sampling steps (respacing), e.g. "250" or "ddim50" (faster); default: the config\'s.'
+    ),
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+
+
+def load_restorer(
+    config: str, device: str, precision: str, weights_dir: Path | None, steps: str | None
+) -> Any:
+    """Build the restorer for the CLI (tests replace this function with a fake)."""
+    from dynface.api import Restorer
+
+    kwargs: dict[str, Any] = {}
+    if steps is not None:
+        kwargs["overrides"] = {"respacing": steps}
+    return Restorer.from_config(
+        config, device=device, precision=precision, weights_dir=weights_dir, **kwargs
+    )
+
+
+def restore(
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders (their images, not recursive) and glob patterns."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
+    aligned: bool = typer.Option(
+        False, "--aligned", help="Inputs are already aligned square face crops (FFHQ style)."
+    ),
+    config: ConfigOption = "default",
+    weights_dir: WeightsDirOption = None,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
+    steps: StepsOption = None,
+    seed: int | None = typer.Option(None, help="Random seed for reproducible results."),
+    upscale: float = typer.Option(
+        2.0, help="Scale of the whole output photo (background: bicubic)."
+    ),
+    only_center_face: bool = typer.Option(
+        False, "--only-center-face", help="Restore only the face nearest the photo's centre."
+    ),
+    save_trace: bool = typer.Option(
+        False, "--save-trace", help="Write traces/NAME.json (faces, transforms, method steps)."
+    ),
+    overwrite: OverwriteOption = False,
+    batch_size: int = typer.Option(4, min=1, help="Faces restored together (across photos)."),
+) -> None:
+    """Detect, align and restore the faces of photos and paste them back.
+
+    Writes final/ (whole photos), faces/cropped/, faces/restored/ and traces/ (--save-trace).
+    Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
+    """
+    from rich.console import Console
+
+    from dynface.io import list_images
+    from dynface.photos import RestoreOptions, restore_photos
+
+    console = Console()
+    if upscale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--upscale")
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(f"{output} is a file, not a folder", param_hint="-o")
+    paths = list_images(list(inputs))
+    if not paths:
+        raise typer.BadParameter("no image files found in " + ", ".join(inputs), param_hint="INPUT")
+    try:
+        restorer = load_restorer(config, device.value, precision.value, weights_dir, steps)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc).strip("'\""), param_hint="--config/--steps") from exc
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"dynface restore: {len(paths)} input(s), device {restorer.device}, "
+        f"config {config}, precision {precision.value}"
+    )
+    if getattr(restorer, "is_random", False):
+        console.print(
+            "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
+            "the restored faces are noise, not restorations"
+        )
+    options = RestoreOptions(
+        aligned=aligned,
+        upscale=upscale,
+        only_center_face=only_center_face,
+        batch_size=batch_size,
+        seed=seed,
+        save_trace=save_trace,
+        overwrite=overwrite,
+    )
+    started = time.perf_counter()
+    with _FaceProgress(Console(stderr=True)) as progress:
+        results = restore_photos(paths, restorer, output, options, progress=progress)
+    _summary(console, results, time.perf_counter() - started, output)
+    if any(result.failed for result in results):
+        raise typer.Exit(1)
+
+
+class _FaceProgress:
+    """A rich progress bar over faces whose total grows as photos are read."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._bar.add_task("faces", total=0)
+        self._total = 0
+
+    def __enter__(self) -> _FaceProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def faces_found(self, count: int) -> None:
+        """More faces to restore."""
+        self._total += count
+        self._bar.update(self._task, total=self._total)
+
+    def faces_done(self, count: int) -> None:
+        """Faces restored (or failed)."""
+        self._bar.advance(self._task, count)
+
+
+def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> None:
+    """One line per input, then a table: images, faces found, restored, failed, time per face."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
+    for result in results:
+        parts = []
+        if result.faces_found or result.status == "ok":
+            parts.append(f"{result.faces_restored}/{result.faces_found} faces")
+        if result.status == "ok":
+            parts.append(f"{result.seconds:.1f} s")
+        message = result.message.removeprefix(f"{result.path}: ")
+        if message:
+            parts.append(message)
+        detail = f": {'; '.join(parts)}" if parts else ""
+        style = styles[result.status]
+        console.print(
+            f"[{style}]{result.status:>7}[/] {escape(str(result.path))}{escape(detail)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    found = sum(result.faces_found for result in results)
+    restored = sum(result.faces_restored for result in results)
+    table = Table(title=f"dynface restore -> {escape(str(output))}")
+    for column in ("images", "failed", "skipped", "faces found", "restored", "failed faces"):
+        table.add_column(column, justify="right")
+    table.add_column("time per face", justify="right")
+    table.add_row(
+        str(len(results)),
+        str(sum(result.failed for result in results)),
+        str(sum(result.status == "skipped" for result in results)),
+        str(found),
+        str(restored),
+        str(found - restored),
+        f"{seconds / restored:.2f} s" if restored else "-",
+    )
+    console.print(table)

@@ -1,0 +1,336 @@
+"""Evaluate a folder of restored faces: pair with ground truth by name, batch metrics on a device.
+
+Full-reference metrics (PSNR, SSIM, LPIPS, IDD, LMD) need `gt`; NIQE needs nothing; FID compares
+the restored set with the GT folder, another folder, or saved statistics. A metric that cannot be
+computed (no GT, weight file missing, package missing) is put in `missing` with the reason and
+gets no number.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from dynface.io import list_images, read_image, to_tensor
+from dynface.metrics import fidelity
+from dynface.metrics.fid import FeatureCache, FeatureStats, folder_features, frechet_distance
+from dynface.metrics.niqe import has_enough_blocks, niqe
+from dynface.metrics.weights import WeightsCorrupted, WeightsUnavailable
+
+METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid", "niqe", "idd", "lmd")
+NEEDS_GT = frozenset({"psnr", "ssim", "psnr_y", "ssim_y", "lpips", "idd", "lmd"})
+LOWER_IS_BETTER = frozenset({"lpips", "fid", "niqe", "idd", "lmd"})
+SET_LEVEL = frozenset({"fid"})
+
+
+class UnmatchedFilesError(ValueError):
+    """Restored and ground-truth folders whose file names do not pair up."""
+
+
+@dataclass
+class EvalOptions:
+    """What to compute and how (defaults: every metric, on the GPU when there is one)."""
+
+    metrics: Sequence[str] = METRICS
+    weights_dir: Path | None = None
+    download: bool = False
+    fid_ref: Path | None = None
+    lpips_net: str = "alex"
+    device: str = "auto"
+    batch_size: int = 8
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    fid_extractor: tuple[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
+
+
+@dataclass
+class EvalReport:
+    """Per-image rows, the summary (means), missing metrics with reasons, and run details."""
+
+    rows: list[dict[str, object]]
+    summary: dict[str, float]
+    counts: dict[str, int]
+    missing: dict[str, str]
+    info: dict[str, object] = field(default_factory=dict)
+
+
+def default_cache_dir() -> Path:
+    """`$DYNFACE_HOME/eval_cache` (default `~/.cache/dynface/eval_cache`)."""
+    home = os.environ.get("DYNFACE_HOME", "").strip()
+    return (Path(home) if home else Path.home() / ".cache" / "dynface") / "eval_cache"
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def match_pairs(restored: Path, gt: Path | None) -> list[tuple[str, Path, Path | None]]:
+    """(stem, restored file, GT file) sorted by stem; unmatched names raise with the full list."""
+    restored_files = _by_stem(restored)
+    if gt is None:
+        return [(stem, path, None) for stem, path in sorted(restored_files.items())]
+    gt_files = _by_stem(gt)
+    only_restored = sorted(set(restored_files) - set(gt_files))
+    only_gt = sorted(set(gt_files) - set(restored_files))
+    if only_restored or only_gt:
+        lines = [f"file names in {restored} and {gt} do not pair up (matched by name stem):"]
+        if only_restored:
+            lines.append(f"  no GT for: {', '.join(restored_files[s].name for s in only_restored)}")
+        if only_gt:
+            lines.append(f"  no restored image for: {', '.join(gt_files[s].name for s in only_gt)}")
+        lines.append("rename them or move them out of the folders")
+        raise UnmatchedFilesError("\n".join(lines))
+    return [(stem, restored_files[stem], gt_files[stem]) for stem in sorted(restored_files)]
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """Images of a folder keyed by name stem; a missing folder or a repeated stem raises."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    files: dict[str, Path] = {}
+    for path in list_images([folder]):
+        if path.stem in files:
+            raise UnmatchedFilesError(
+                f"{folder}: {files[path.stem].name} and {path.name} share the name {path.stem!r}"
+            )
+        files[path.stem] = path
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images found")
+    return files
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """3xHxW float32 tensor in [0, 1] of an image file."""
+    return to_tensor(read_image(path).pixels)[0]
+
+
+def evaluate(
+    restored: Path,
+    gt: Path | None = None,
+    options: EvalOptions | None = None,
+    progress: bool = True,
+) -> EvalReport:
+    """Compute the requested metrics for every restored image and their means."""
+    options = options or EvalOptions()
+    unknown = sorted(set(options.metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+    wanted = [m for m in METRICS if m in options.metrics]
+    pairs = match_pairs(Path(restored), Path(gt) if gt is not None else None)
+    device = resolve_device(options.device)
+    missing: dict[str, str] = {}
+    if gt is None:
+        for name in wanted:
+            if name in NEEDS_GT:
+                missing[name] = "needs ground truth (--gt): it is a full-reference metric"
+    lpips_model = _prepare("lpips", wanted, missing, lambda: _lpips(options, device))
+    faces = _prepare("idd", wanted, missing, _faces) if {"idd", "lmd"} & set(wanted) else None
+    if faces is None and "lmd" in wanted and "lmd" not in missing:
+        missing["lmd"] = missing.get("idd", "face models unavailable")
+    fid_setup = _prepare("fid", wanted, missing, lambda: _fid_setup(options, gt, device))
+    active = [m for m in wanted if m not in missing]
+
+    rows: list[dict[str, object]] = []
+    with _progress(progress) as bar:
+        task = bar.add_task("metrics", total=len(pairs))
+        for batch in _batches(pairs, options.batch_size):
+            for names, restored_batch, gt_batch, files in _stack_same_size(batch, device):
+                scores = _batch_scores(active, restored_batch, gt_batch, lpips_model, faces)
+                for i, (stem, rpath, gpath) in enumerate(files):
+                    row: dict[str, object] = {"name": stem, "restored": str(rpath)}
+                    row["gt"] = str(gpath) if gpath is not None else ""
+                    row.update({m: float(v[i]) for m, v in scores.items()})
+                    rows.append(row)
+                bar.advance(task, len(names))
+        summary, counts = _means(rows, [m for m in active if m not in SET_LEVEL])
+        for name, count in counts.items():
+            if count == 0:
+                missing[name] = (
+                    "no image gave a value (no face found, or images under 96x192 px for NIQE)"
+                )
+        info: dict[str, object] = {"images": len(rows), "device": str(device)}
+        if fid_setup is not None and "fid" in active:
+            value, stats, fid_info = _fid(fid_setup, [p[1] for p in pairs], options, device, bar)
+            summary["fid"], counts["fid"] = value, stats.count
+            info.update(fid_info, fid_stats=stats)
+    return EvalReport(rows=rows, summary=summary, counts=counts, missing=missing, info=info)
+
+
+def _prepare(name: str, wanted: list[str], missing: dict[str, str], build: Callable[[], object]):
+    """Build what metric `name` needs, or record why it cannot be computed."""
+    if name not in wanted or name in missing:
+        return None
+    try:
+        return build()
+    except (WeightsUnavailable, WeightsCorrupted, ImportError, RuntimeError) as exc:
+        missing[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None
+
+
+def _lpips(options: EvalOptions, device: torch.device):
+    """LPIPS with the user's weight files, on `device`."""
+    from dynface.metrics.lpips import LPIPS
+
+    return LPIPS.from_files(options.lpips_net, options.weights_dir, options.download).to(device)
+
+
+def _faces():
+    """dlib's face models."""
+    from dynface.metrics.face import DlibFaces
+
+    return DlibFaces()
+
+
+@dataclass
+class _FidSetup:
+    """The feature extractor and what the restored set is compared with."""
+
+    name: str
+    extractor: Callable[[torch.Tensor], torch.Tensor]
+    reference: Path
+
+
+def _fid_setup(options: EvalOptions, gt: Path | None, device: torch.device) -> _FidSetup:
+    """Pick the FID reference (folder or .npz) and load the extractor."""
+    reference = options.fid_ref or gt
+    if reference is None:
+        raise RuntimeError("needs a reference: --gt, or --fid-ref FOLDER or statistics .npz")
+    if not Path(reference).exists():
+        raise FileNotFoundError(f"FID reference {reference} does not exist")
+    if options.fid_extractor is not None:
+        name, extractor = options.fid_extractor
+    else:
+        from dynface.metrics.inception import FIDInceptionV3
+
+        model = FIDInceptionV3.from_files(options.weights_dir, options.download).to(device)
+        name, extractor = model.name, model
+    return _FidSetup(name=name, extractor=extractor, reference=Path(reference))
+
+
+def _fid(
+    setup: _FidSetup, restored: list[Path], options: EvalOptions, device: torch.device, bar
+) -> tuple[float, FeatureStats, dict[str, object]]:
+    """FID of the restored files against the reference folder or statistics file."""
+    cache_root = (options.cache_dir or default_cache_dir()) if options.use_cache else None
+
+    def features(paths: list[Path]) -> np.ndarray:
+        task = bar.add_task(f"FID features ({paths[0].parent.name})", total=len(paths))
+        cache = FeatureCache(cache_root, paths[0].parent, setup.name)
+        return folder_features(
+            paths,
+            setup.extractor,
+            load_image,
+            cache,
+            batch_size=options.batch_size,
+            device=device,
+            progress=lambda n: bar.advance(task, n),
+        )
+
+    stats = FeatureStats.of(features(restored))
+    if setup.reference.is_file():
+        ref_stats = FeatureStats.load(setup.reference)
+    else:
+        ref_stats = FeatureStats.of(features(list_images([setup.reference])))
+    info = {"fid_reference": str(setup.reference), "fid_extractor": setup.name}
+    info["fid_reference_count"] = ref_stats.count
+    return frechet_distance(stats, ref_stats), stats, info
+
+
+def _batch_scores(
+    active: list[str],
+    restored: torch.Tensor,
+    target: torch.Tensor | None,
+    lpips_model,
+    faces,
+) -> dict[str, np.ndarray]:
+    """Per-image values of the image-level metrics for one same-size batch."""
+    out: dict[str, torch.Tensor | np.ndarray] = {}
+    with torch.inference_mode():
+        if target is not None:
+            if "psnr" in active:
+                out["psnr"] = fidelity.psnr(restored, target)
+            if "ssim" in active:
+                out["ssim"] = fidelity.ssim(restored, target)
+            if {"psnr_y", "ssim_y"} & set(active):
+                ry, ty = fidelity.rgb_to_y(restored), fidelity.rgb_to_y(target)
+                if "psnr_y" in active:
+                    out["psnr_y"] = fidelity.psnr(ry, ty)
+                if "ssim_y" in active:
+                    out["ssim_y"] = fidelity.ssim(ry, ty)
+            if "lpips" in active:
+                out["lpips"] = lpips_model(restored, target)
+        if "niqe" in active:
+            if has_enough_blocks(*restored.shape[-2:]):
+                out["niqe"] = niqe(restored)
+            else:
+                out["niqe"] = np.full(len(restored), math.nan)
+    if target is not None and ({"idd", "lmd"} & set(active)):
+        from dynface.metrics.face import to_uint8
+
+        scores = [
+            faces.pair(to_uint8(r), to_uint8(t)) for r, t in zip(restored, target, strict=True)
+        ]
+        if "idd" in active:
+            out["idd"] = np.array([s.idd for s in scores])
+        if "lmd" in active:
+            out["lmd"] = np.array([s.lmd for s in scores])
+    return {
+        k: v.detach().double().cpu().numpy() if isinstance(v, torch.Tensor) else v
+        for k, v in out.items()
+    }
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    """Consecutive chunks of `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_READERS = ThreadPoolExecutor(max_workers=4)
+
+
+def _stack_same_size(batch: list[tuple[str, Path, Path | None]], device: torch.device):
+    """Read a chunk of pairs in threads; yield same-size groups as device batches."""
+    restored = list(_READERS.map(load_image, [p[1] for p in batch]))
+    targets = list(_READERS.map(lambda p: load_image(p[2]) if p[2] else None, batch))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (image, target) in enumerate(zip(restored, targets, strict=True)):
+        if target is not None and target.shape != image.shape:
+            raise ValueError(
+                f"{batch[i][1]} is {image.shape[2]}x{image.shape[1]} px but its GT {batch[i][2]} "
+                f"is {target.shape[2]}x{target.shape[1]} px; resize one of them to match"
+            )
+        groups.setdefault(tuple(image.shape), []).append(i)
+    for indices in groups.values():
+        r = torch.stack([restored[i] for i in indices]).to(device)
+        t = None if targets[0] is None else torch.stack([targets[i] for i in indices]).to(device)
+        yield [batch[i][0] for i in indices], r, t, [batch[i] for i in indices]
+
+
+def _means(rows: list[dict[str, object]], metrics: list[str]) -> tuple[dict, dict]:
+    """Mean over images of each metric, ignoring NaN (no face found, image too small)."""
+    summary: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for name in metrics:
+        values = np.array([row[name] for row in rows], dtype=np.float64)
+        valid = values[~np.isnan(values)]
+        counts[name] = int(valid.size)
+        if valid.size:
+            summary[name] = float(valid.mean())
+    return summary, counts
+
+
+def _progress(enabled: bool) -> Progress:
+    """A rich progress display (silent when disabled)."""
+    return Progress(disable=not enabled, transient=False)

@@ -1,0 +1,323 @@
+"""`dynface restore` and `dynface.photos`: every flag, every kind of bad input, output layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from dynface.api import Restorer
+from dynface.cli import app
+from dynface.io import read_image, write_image, write_json
+from dynface.photos import RestoreOptions, output_names, restore_photos
+
+from .conftest import TEST_DATA
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Restorer:
+    """The real tiny-random restorer with 5 respaced steps, built once (its output is noise)."""
+    return Restorer.from_config("tiny-random", device="cpu", overrides={"respacing": "ddim5"})
+
+
+@dataclass
+class Spy:
+    """Wraps the real restorer: records batch sizes and seeds, can fail on demand."""
+
+    inner: Restorer
+    calls: list[tuple[int, int | None]] = field(default_factory=list)
+    fail: bool = False
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        return self.inner.device
+
+    @property
+    def config(self):
+        return self.inner.config
+
+    def restore_aligned(self, images: torch.Tensor, seed: int | None = None):
+        assert images.ndim == 4 and images.shape[1] == 3
+        assert float(images.min()) >= 0 and float(images.max()) <= 1
+        self.calls.append((images.shape[0], seed))
+        if self.fail:
+            raise RuntimeError("out of memory (injected)")
+        return self.inner.restore_aligned(images, seed=seed)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tiny: Restorer) -> Spy:
+    restorer = Spy(tiny)
+
+    def load(config, device, precision, weights_dir, steps):
+        if config == "missing":
+            raise FileNotFoundError("no config named 'missing'")
+        restorer.kwargs = dict(
+            config=config, device=device, precision=precision, weights_dir=weights_dir, steps=steps
+        )
+        return restorer
+
+    monkeypatch.setattr("dynface.cli.restore.load_restorer", load)
+    return restorer
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(TEST_DATA / "astronaut.png", folder / "astronaut.png")
+    shutil.copy(TEST_DATA / "grace_hopper.jpg", folder / "grace_hopper.jpg")
+    return folder
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["restore", *args], catch_exceptions=False)
+
+
+def totals(output: str) -> dict[str, str]:
+    """The summary table's one row: images, failed, skipped, found, restored, failed faces, time."""
+    lines = output.splitlines()
+    row = lines[next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    keys = ("images", "failed", "skipped", "found", "restored", "failed_faces", "per_face")
+    return dict(zip(keys, cells, strict=True))
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid-looking 1-bit PNG header of any size with almost no data (fast big-image test)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    data = zlib.compress(b"\x00" * 16)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
+    out = tmp_path / "out"
+    args = ["--config", "tiny-random", "--steps", "ddim5", "--device", "cpu"]
+    args += ["--precision", "fp32", "--weights-dir", str(tmp_path), "--batch-size", "4"]
+    result = run(
+        str(photos), "-o", str(out), "--upscale", "2", "--seed", "7", "--save-trace", *args
+    )
+    assert result.exit_code == 0, result.output
+    assert "device cpu" in result.output
+    summary = totals(result.output)
+    assert (summary["found"], summary["restored"], summary["failed_faces"]) == ("2", "2", "0")
+    assert summary["per_face"].endswith(" s")
+    for name, (h, w) in [("astronaut", (512, 512)), ("grace_hopper", (600, 512))]:
+        final = read_image(out / "final" / f"{name}.png").pixels
+        assert final.shape == (2 * h, 2 * w, 3)
+        # tiny-random works on 64 px crops (its config's image_size).
+        cropped = read_image(out / "faces" / "cropped" / f"{name}_00.png").pixels
+        restored = read_image(out / "faces" / "restored" / f"{name}_00.png").pixels
+        assert cropped.shape == restored.shape == (64, 64, 3)
+        assert np.abs(restored - cropped).mean() > 0.01  # the random nets changed the face
+        trace = json.loads((out / "traces" / f"{name}.json").read_text())
+        assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == 64
+        assert trace["faces"][0]["method"]["mode"] == "dynface"
+        assert len(trace["faces"][0]["landmarks"]) == 5
+        # Far from the face, the final photo is the bicubic upscale of the input.
+        photo = read_image(photos / f"{name}{'.png' if name == 'astronaut' else '.jpg'}").pixels
+        corner = cv2.resize(photo, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)[-100:, :100]
+        assert np.abs(final[-100:, :100] - np.clip(corner, 0, 1)).max() < 2 / 255
+    assert not any(out.rglob("*.part"))
+
+
+def test_restorer_options_are_passed_through(fake, photos, tmp_path):
+    args = ["--config", "tiny-random", "--device", "cpu", "--precision", "bf16"]
+    args += ["--steps", "ddim50", "--weights-dir", str(tmp_path)]
+    result = run(str(photos / "astronaut.png"), "-o", str(tmp_path / "o"), *args)
+    assert result.exit_code == 0, result.output
+    assert fake.kwargs == dict(
+        config="tiny-random", device="cpu", precision="bf16", weights_dir=tmp_path, steps="ddim50"
+    )
+
+
+def test_batch_size_groups_faces_across_photos(fake, photos, tmp_path):
+    shutil.copy(photos / "astronaut.png", photos / "astronaut_copy.png")
+    result = run(str(photos), "-o", str(tmp_path / "o"), "--batch-size", "2", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert fake.calls == [(2, 3), (1, 4)]
+
+
+def test_globs_upscale_one_and_only_center_face(fake, photos, tmp_path):
+    canvas = np.full((512, 1400, 3), 0.5, np.float32)
+    canvas[:, 444:956] = read_image(photos / "astronaut.png").pixels
+    small = np.asarray(Image.open(photos / "astronaut.png").resize((200, 200)), np.float32) / 255
+    canvas[150:350, 1150:1350] = small
+    Image.fromarray(np.round(canvas * 255).astype(np.uint8)).save(photos / "two.png")
+    out = tmp_path / "o"
+    result = run(str(photos / "t*.png"), "-o", str(out), "--upscale", "1")
+    assert result.exit_code == 0, result.output
+    assert totals(result.output)["found"] == "2"
+    assert read_image(out / "final" / "two.png").pixels.shape == (512, 1400, 3)
+    result = run(
+        str(photos / "two.png"), "-o", str(tmp_path / "c"), "--only-center-face", "--upscale", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert totals(result.output)["found"] == "1"
+    assert sorted(p.name for p in (tmp_path / "c" / "faces" / "restored").iterdir()) == [
+        "two_00.png"
+    ]
+
+
+def test_aligned_crops(fake, tmp_path):
+    crop = TEST_DATA / "astronaut_face.png"
+    if not crop.exists():
+        crop = tmp_path / "astronaut_face.png"
+        Image.open(TEST_DATA / "astronaut.png").crop((120, 20, 330, 230)).save(crop)
+    result = run(str(crop), "-o", str(tmp_path / "o"), "--aligned")
+    assert result.exit_code == 0, result.output
+    final = read_image(tmp_path / "o" / "final" / "astronaut_face.png").pixels
+    assert final.shape == (64, 64, 3)
+    assert (tmp_path / "o" / "faces" / "restored" / "astronaut_face.png").is_file()
+    result = run(str(TEST_DATA / "grace_hopper.jpg"), "-o", str(tmp_path / "g"), "--aligned")
+    assert result.exit_code == 1
+    assert "not a square aligned face crop" in result.output
+
+
+def test_existing_outputs_need_overwrite(fake, photos, tmp_path):
+    out = tmp_path / "o"
+    target = photos / "astronaut.png"
+    assert run(str(target), "-o", str(out), "--upscale", "1").exit_code == 0
+    final = out / "final" / "astronaut.png"
+    final.write_bytes(b"user's own file")
+    result = run(str(target), "-o", str(out), "--upscale", "1")
+    assert result.exit_code == 0
+    assert totals(result.output)["skipped"] == "1" and "--overwrite" in result.output
+    assert final.read_bytes() == b"user's own file"
+    result = run(str(target), "-o", str(out), "--upscale", "1", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert read_image(final).pixels.shape == (512, 512, 3)
+
+
+def test_bad_inputs_each_get_one_line_and_exit_1(fake, photos, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "garbage.png").write_bytes(b"\x00\x01 not an image at all" * 10)
+    (bad / "notes.jpg").write_text("this is a text file with an image name\n")
+    data = (photos / "astronaut.png").read_bytes()
+    (bad / "truncated.png").write_bytes(data[: len(data) // 3])
+    gray16 = np.asarray(Image.open(photos / "astronaut.png").convert("L"), np.uint16) * 257
+    Image.fromarray(gray16).save(bad / "sixteen.png")
+    assert Image.open(bad / "sixteen.png").mode.startswith("I")
+    Image.new("RGB", (1, 1), (200, 150, 120)).save(bad / "one.png")
+    png_header_only(bad / "huge.png", 20000, 20000)
+    Image.new("RGB", (20000, 300), (128, 128, 128)).save(bad / "wide.png")
+    Image.new("RGB", (640, 480), (30, 90, 160)).save(bad / "noface.png")
+    out = tmp_path / "o"
+    result = run(str(bad), "-o", str(out), "--upscale", "1")
+    assert result.exit_code == 1, result.output
+    text = result.output
+    assert "not an image file" in text
+    assert "unreadable or truncated" in text
+    assert "16-bit input written as 8-bit" in text
+    assert "huge.png: far larger than the 120 MP limit" in text
+    assert "no face found in 1x1 px" in text
+    assert "no face found in 20000x300 px" in text
+    assert "no face found in 640x480 px" in text
+    assert len([line for line in text.splitlines() if line.startswith(" failed ")]) == 7
+    assert (totals(text)["images"], totals(text)["failed"]) == ("8", "7")
+    written = sorted(p.name for p in (out / "final").iterdir())
+    assert written == ["sixteen.png"]
+    assert read_image(out / "final" / "sixteen.png").was_gray is False
+    assert not any(out.rglob("*.part"))
+
+
+def test_restoration_errors_fail_without_writing(fake, photos, tmp_path):
+    fake.fail = True
+    result = run(str(photos), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "restoration failed: out of memory (injected)" in result.output
+    assert not (tmp_path / "o" / "final").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--upscale", "0"],
+        ["--batch-size", "0"],
+        ["--device", "tpu"],
+        ["--precision", "fp8"],
+        ["--config", "missing"],
+    ],
+)
+def test_usage_errors_exit_2(fake, photos, tmp_path, args):
+    result = CliRunner().invoke(app, ["restore", str(photos), "-o", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+
+
+def test_no_inputs_and_output_file_are_usage_errors(fake, tmp_path):
+    result = CliRunner().invoke(app, ["restore", str(tmp_path / "*.png"), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no image files found" in result.output
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(
+        app, ["restore", str(TEST_DATA / "astronaut.png"), "-o", str(tmp_path / "file")]
+    )
+    assert result.exit_code == 2
+
+
+def test_output_names_are_unique():
+    names = output_names([Path("a/x.png"), Path("b/x.png"), Path("c/x.jpg"), Path("d/x.png")])
+    assert names == ["x", "x_png", "x_jpg", "x_png_2"]
+
+
+def test_library_streams_photos_and_rejects_bad_options(tmp_path, tiny):
+    restorer = Spy(tiny)
+    paths = [TEST_DATA / "astronaut.png", TEST_DATA / "grace_hopper.jpg"]
+    results = restore_photos(
+        paths, restorer, tmp_path, RestoreOptions(batch_size=1, upscale=1, seed=None)
+    )
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert restorer.calls == [(1, None), (1, None)]
+    assert all(len(r.outputs) == 3 for r in results)
+    with pytest.raises(ValueError):
+        restore_photos(paths, restorer, tmp_path, RestoreOptions(batch_size=0))
+
+
+def test_written_files_get_normal_permissions_and_json_is_atomic(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    image = write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.float32))
+    record = write_json(tmp_path / "t.json", {"x": np.float32(1.5), "t": torch.ones(2)})
+    for path in (image, record):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert json.loads(record.read_text()) == {"x": 1.5, "t": [1.0, 1.0]}
+    with pytest.raises(FileExistsError):
+        write_json(record, {})
+    assert write_json(record, {"y": 1}, overwrite=True).read_text().startswith("{")
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_demo_restores_the_packaged_samples(tmp_path):
+    from typer.testing import CliRunner
+
+    from dynface.cli import app
+
+    result = CliRunner().invoke(
+        app, ["demo", "-o", str(tmp_path), "--config", "tiny-random", "--steps", "ddim5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "random weights" in result.output
+    finals = sorted(p.name for p in (tmp_path / "final").iterdir())
+    assert finals == ["astronaut_degraded.png", "grace_hopper_degraded.png"]
+    assert len(list((tmp_path / "traces").glob("*.json"))) == 2
