@@ -32,7 +32,9 @@ def test_dists_from_a_vgg16_file(tmp_path):
     layers |= {24: (512, 512), 26: (512, 512), 28: (512, 512)}
     state = {}
     for i, (cout, cin) in layers.items():
-        state[f"features.{i}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        state[f"features.{i}.weight"] = (
+            torch.randn(cout, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        )
         state[f"features.{i}.bias"] = torch.zeros(cout)
     save_file(state, str(tmp_path / "vgg16.safetensors"))
     dists = DISTS(tmp_path / "vgg16.safetensors")

@@ -92,3 +92,26 @@ def test_config_rejects_unknown_keys_and_tasks():
         TrainConfig.from_dict({"task": "sde", "colour": 1})
     with pytest.raises(ValueError, match="unknown task"):
         TrainConfig.from_dict({"task": "gan"})
+
+
+def test_bf16_mixed_precision_runs_on_cpu(workdir, tmp_path):
+    config = TrainConfig.from_dict(
+        {
+            "task": "tm",
+            "output_dir": str(tmp_path / "run"),
+            "train_data": ["faces"],
+            "val_data": ["faces"],
+            "image_size": 32,
+            "batch_size": 2,
+            "steps": 2,
+            "val_every": 2,
+            "mixed_precision": "bf16",
+            "model": {"work_size": 32, "channels": [8, 16]},
+        },
+        base_dir=workdir,
+    )
+    final = train(config)
+    assert final.is_file()
+    with open(tmp_path / "run/val.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert 5 < float(row["val_psnr"]) < 60

@@ -60,14 +60,22 @@ def learned_blur_level(y: Tensor, weights: str | Path | None = None) -> Tensor:
     return model(y.to(param.dtype)).float()
 
 
-def save_estimator(sde: SDE, path: str | Path, tm: TM | None = None) -> Path:
-    """Write SDE (and TM) weights with their constructor arguments into one safetensors file."""
+def save_estimator(
+    sde: SDE, path: str | Path, tm: TM | None = None, dtype: torch.dtype = torch.float16
+) -> Path:
+    """Write SDE (and TM) weights, cast to `dtype`, with their constructor arguments (metadata)."""
     from safetensors.torch import save_file
 
-    state = {f"sde.{k}": v.detach().cpu().contiguous() for k, v in sde.state_dict().items()}
+    def tensors(prefix: str, module: nn.Module) -> dict[str, Tensor]:
+        return {
+            f"{prefix}.{k}": v.detach().cpu().to(dtype).contiguous()
+            for k, v in module.state_dict().items()
+        }
+
+    state = tensors("sde", sde)
     meta = {"sde": json.dumps({"work_size": sde.work_size, "channels": sde.channels})}
     if tm is not None:
-        state.update({f"tm.{k}": v.detach().cpu().contiguous() for k, v in tm.state_dict().items()})
+        state.update(tensors("tm", tm))
         meta["tm"] = json.dumps({"work_size": tm.work_size, "channels": tm.channels})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

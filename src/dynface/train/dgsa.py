@@ -25,7 +25,7 @@ from dynface.nets import build_unet
 from dynface.nets.dgsa import DGSANet
 from dynface.train.config import TrainConfig
 from dynface.train.losses import DISTS, SWTLoss
-from dynface.train.tasks import VAL_SEED, Task
+from dynface.train.tasks import VAL_SEED, Task, exact
 
 
 def build_prior(args: dict[str, Any]) -> tuple[nn.Module, Diffusion]:
@@ -123,7 +123,9 @@ class DGSATask(Task):
 
     def loss(self, model, x, g):
         self._to(x.device)
-        pred = self._unroll(model, *self._sample(x, g))
+        with exact(x):
+            batch = self._sample(x, g)
+        pred = self._unroll(model, *batch)
         return self._loss(pred.float(), x.float() * 2 - 1)
 
     @torch.no_grad()
@@ -132,7 +134,8 @@ class DGSATask(Task):
         g = torch.Generator().manual_seed(VAL_SEED)
         learned, full = [], []
         for i in range(0, x.shape[0], self.config.batch_size):
-            batch = self._sample(x[i : i + self.config.batch_size], g)
+            with exact(x):
+                batch = self._sample(x[i : i + self.config.batch_size], g)
             learned.append(self.swt(self._unroll(model, *batch), batch[0]).item())
             full.append(self.swt(self._unroll(_full_guidance, *batch), batch[0]).item())
         return {

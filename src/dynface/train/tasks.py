@@ -26,6 +26,11 @@ SDE_VAL_LEVELS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0)
 VAL_SEED = 1234
 
 
+def exact(x: Tensor) -> torch.autocast:
+    """A context without mixed precision: inputs and targets are made in float32."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def _chunks(x: Tensor, size: int):
     for i in range(0, x.shape[0], size):
         yield x[i : i + size]
@@ -77,7 +82,8 @@ class SDETask(Task):
         return SDE(**self.config.model)
 
     def loss(self, model, x, g):
-        y, s = self.maker(x, g)
+        with exact(x):
+            y, s = self.maker(x, g)
         pred = model(y)
         loss = F.l1_loss(pred.float(), s)
         return loss, {"mae_px": loss.item()}
@@ -89,7 +95,9 @@ class SDETask(Task):
         for level in SDE_VAL_LEVELS:
             for chunk in _chunks(x, self.config.batch_size):
                 noise = torch.randn(chunk.shape, generator=g).to(chunk.device) / 255.0
-                y = (gaussian_blur(chunk, level * self.config.pixel_scale) + noise).clamp(0, 1)
+                with exact(chunk):
+                    y = gaussian_blur(chunk, level * self.config.pixel_scale) + noise
+                y = y.clamp(0, 1)
                 errors.append((model(y).float() - level).abs())
         err = torch.cat(errors).reshape(len(SDE_VAL_LEVELS), -1)
         out = {"val_mae_px": float(err.mean())}
@@ -110,7 +118,8 @@ class _PairTask(Task):
     def _val_pairs(self, x: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
         if self._val is None:
             g = torch.Generator().manual_seed(VAL_SEED)
-            self._val = [self.maker(chunk, g) for chunk in _chunks(x, self.config.batch_size)]
+            with exact(x):
+                self._val = [self.maker(c, g) for c in _chunks(x, self.config.batch_size)]
         return self._val
 
 
@@ -123,7 +132,8 @@ class TMTask(_PairTask):
         return TM(**self.config.model)
 
     def loss(self, model, x, g):
-        y, target, _ = self.maker(x, g)
+        with exact(x):
+            y, target, _ = self.maker(x, g)
         pred = model(y)
         loss = F.l1_loss(pred.float(), resize_square(target, pred.shape[-1]))
         return loss, {"l1": loss.item()}
@@ -159,7 +169,8 @@ class SETask(_PairTask):
         return model
 
     def loss(self, model, x, g):
-        y, target, s = self.maker(x, g)
+        with exact(x):
+            y, target, s = self.maker(x, g)
         pred, blurred = model(y, return_blurred=True)
         s_loss = F.l1_loss(pred.float(), s)
         tm_loss = F.l1_loss(blurred.float(), resize_square(target, blurred.shape[-1]))
