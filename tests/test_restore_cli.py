@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -48,13 +49,13 @@ class Spy:
     def config(self):
         return self.inner.config
 
-    def restore_aligned(self, images: torch.Tensor, seed: int | None = None):
+    def restore_aligned(self, images: torch.Tensor, seed: int | None = None, **callbacks):
         assert images.ndim == 4 and images.shape[1] == 3
         assert float(images.min()) >= 0 and float(images.max()) <= 1
         self.calls.append((images.shape[0], seed))
         if self.fail:
             raise RuntimeError("out of memory (injected)")
-        return self.inner.restore_aligned(images, seed=seed)
+        return self.inner.restore_aligned(images, seed=seed, **callbacks)
 
 
 @pytest.fixture
@@ -122,6 +123,7 @@ def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
     summary = totals(result.output)
     assert (summary["found"], summary["restored"], summary["failed_faces"]) == ("2", "2", "0")
     assert summary["per_face"].endswith(" s")
+    nfe = 0
     for name, (h, w) in [("astronaut", (512, 512)), ("grace_hopper", (600, 512))]:
         final = read_image(out / "final" / f"{name}.png").pixels
         assert final.shape == (2 * h, 2 * w, 3)
@@ -133,12 +135,15 @@ def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
         trace = json.loads((out / "traces" / f"{name}.json").read_text())
         assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == 64
         assert trace["faces"][0]["method"]["mode"] == "dynface"
+        nfe += trace["faces"][0]["method"]["nfe"]
         assert len(trace["faces"][0]["landmarks"]) == 5
         # Far from the face, the final photo is the bicubic upscale of the input.
         photo = read_image(photos / f"{name}{'.png' if name == 'astronaut' else '.jpg'}").pixels
         corner = cv2.resize(photo, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)[-100:, :100]
         assert np.abs(final[-100:, :100] - np.clip(corner, 0, 1)).max() < 2 / 255
     assert not any(out.rglob("*.part"))
+    # The second progress line counts denoising face-steps: every planned one was done.
+    assert re.search(rf"denoising steps\W+{nfe}/{nfe}\b", result.output), result.output
 
 
 def test_restorer_options_are_passed_through(fake, photos, tmp_path):
