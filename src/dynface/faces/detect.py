@@ -29,13 +29,12 @@ VARIANCES = (0.1, 0.2)
 #: The FPN needs input sides that are multiples of the largest stride.
 _PAD_MULTIPLE = 32
 #: Landmark refinement (ours): patch side, largest number of passes, the correction (largest
-#: template-point move, in patch pixels) below which a face counts as converged, the damping of
-#: each correction, and the gate (mean landmark distance from the template, as a fraction of the
-#: patch) inside which a prior box's landmarks count as this face's.
+#: template-point move, in patch pixels) below which a face counts as converged, and the gate
+#: (mean landmark distance from the template, as a fraction of the patch) inside which a prior
+#: box's landmarks count as this face's.
 _REFINE_SIZE = 320
-_REFINE_MAX_PASSES = 8
-_REFINE_TOLERANCE = 0.05
-_REFINE_DAMPING = 0.7
+_REFINE_MAX_PASSES = 6
+_REFINE_TOLERANCE = 0.1
 _REFINE_GATE = 0.15
 #: Landmark order after mirroring: the eyes and the mouth corners swap sides.
 _MIRRORED_ORDER = np.array([1, 0, 2, 4, 3])
@@ -207,9 +206,9 @@ class FaceDetector:
         size, so a one-shot alignment depends on the photo's pose. Each pass warps every face,
         from the original photo, to a 320 px patch aligned with the current landmarks, measures
         the landmarks there (score-weighted over all prior boxes on the face, averaged with the
-        mirrored patch), and moves the alignment by 0.7 of the similarity that maps them onto the
-        template. It stops when that correction moves no template point by more than 0.05 px
-        (8 passes at most). The converged crop is defined by what the network sees at the
+        mirrored patch), and composes the alignment with the similarity that maps them onto the
+        template. It stops when that correction moves no template point by more than 0.1 px
+        (6 passes at most). The converged crop is defined by what the network sees at the
         canonical pose, which no longer depends on the photo's pose.
         """
         size = _REFINE_SIZE
@@ -232,9 +231,9 @@ class FaceDetector:
                 landmarks = (direct + flipped) / 2
                 inverse = np.linalg.inv(affines[i])
                 measured[i] = landmarks @ inverse[:2, :2].T + inverse[:2, 2]
-                correction = _homogeneous(similarity_transform(landmarks, target)) - np.eye(3)
-                moved = np.abs(target @ correction[:2, :2].T + correction[:2, 2]).max()
-                affines[i] = (np.eye(3) + _REFINE_DAMPING * correction) @ affines[i]
+                correction = similarity_transform(landmarks, target)
+                moved = np.abs(target @ correction[:, :2].T + correction[:, 2] - target).max()
+                affines[i] = _homogeneous(correction) @ affines[i]
                 if moved > _REFINE_TOLERANCE:
                     still.append(i)
             active = np.asarray(still, dtype=np.int64)
