@@ -19,10 +19,13 @@ from typer.testing import CliRunner
 
 from dynface.api import Restorer
 from dynface.cli import app
+from dynface.config import load_config
 from dynface.io import read_image, write_image, write_json
 from dynface.photos import RestoreOptions, output_names, restore_photos
 
 from .conftest import TEST_DATA
+
+TINY_SIZE = load_config("tiny-random")["image_size"]
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +128,13 @@ def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
     for name, (h, w) in [("astronaut", (512, 512)), ("grace_hopper", (600, 512))]:
         final = read_image(out / "final" / f"{name}.png").pixels
         assert final.shape == (2 * h, 2 * w, 3)
-        # tiny-random works on 64 px crops (its config's image_size).
+        # tiny-random works on crops of its config's image_size.
         cropped = read_image(out / "faces" / "cropped" / f"{name}_00.png").pixels
         restored = read_image(out / "faces" / "restored" / f"{name}_00.png").pixels
-        assert cropped.shape == restored.shape == (64, 64, 3)
+        assert cropped.shape == restored.shape == (TINY_SIZE, TINY_SIZE, 3)
         assert np.abs(restored - cropped).mean() > 0.01  # the random nets changed the face
         trace = json.loads((out / "traces" / f"{name}.json").read_text())
-        assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == 64
+        assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == TINY_SIZE
         assert trace["faces"][0]["method"]["mode"] == "dynface"
         assert len(trace["faces"][0]["landmarks"]) == 5
         # Far from the face, the final photo is the bicubic upscale of the input.
@@ -187,7 +190,7 @@ def test_aligned_crops(fake, tmp_path):
     result = run(str(crop), "-o", str(tmp_path / "o"), "--aligned")
     assert result.exit_code == 0, result.output
     final = read_image(tmp_path / "o" / "final" / "astronaut_face.png").pixels
-    assert final.shape == (64, 64, 3)
+    assert final.shape == (TINY_SIZE, TINY_SIZE, 3)
     assert (tmp_path / "o" / "faces" / "restored" / "astronaut_face.png").is_file()
     result = run(str(TEST_DATA / "grace_hopper.jpg"), "-o", str(tmp_path / "g"), "--aligned")
     assert result.exit_code == 1
