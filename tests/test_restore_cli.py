@@ -324,3 +324,18 @@ def test_demo_restores_the_packaged_samples(tmp_path):
     finals = sorted(p.name for p in (tmp_path / "final").iterdir())
     assert finals == ["astronaut_degraded.png", "grace_hopper_degraded.png"]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2
+
+
+def test_grayscale_photo_keeps_grayscale_faces(tmp_path):
+    gray = tmp_path / "in" / "astronaut_gray.png"
+    gray.parent.mkdir()
+    Image.open(TEST_DATA / "astronaut.png").convert("L").save(gray)
+    out = tmp_path / "out"
+    result = run(str(gray), "-o", str(out), "--config", "tiny-random", "--steps", "ddim5")
+    assert result.exit_code == 0, result.output
+    assert "kept grayscale" in result.output
+    for image in (out / "final" / "astronaut_gray.png", out / "faces" / "restored"):
+        path = image if image.suffix else next(image.iterdir())
+        pixels = read_image(path).pixels
+        assert np.abs(pixels[..., 0] - pixels[..., 1]).max() < 2 / 255
+        assert np.abs(pixels[..., 1] - pixels[..., 2]).max() < 2 / 255
