@@ -304,6 +304,12 @@ def _existing(
     return None
 
 
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
 def _restore_batch(
     restorer: AlignedRestorer, batch: list[tuple[_Job, int]], seed: int | None, progress: Progress
 ) -> None:
@@ -326,6 +332,8 @@ def _restore_batch(
     for (job, k), face, trace in zip(batch, restored, traces, strict=True):
         if face.shape[:2] != job.crops.shape[1:3]:
             face = cv2.resize(face, job.crops.shape[1:3][::-1], interpolation=cv2.INTER_AREA)
+        if job.image.was_gray:
+            face = to_gray(face)
         job.restored[k] = face
         job.traces[k] = trace
         job.pending -= 1
@@ -357,6 +365,8 @@ def _finish(
     except OSError as exc:
         return PhotoResult(path, "failed", f"could not write outputs: {exc}", faces_found=count)
     notes = []
+    if job.image.was_gray:
+        notes.append("grayscale input: restored faces kept grayscale")
     if job.image.bit_depth > 8:
         notes.append(f"{job.image.bit_depth}-bit input written as 8-bit PNG")
     return PhotoResult(
