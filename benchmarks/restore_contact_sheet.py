@@ -43,7 +43,9 @@ class StandIn:
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
-    def restore_aligned(self, images: torch.Tensor, seed: int | None = None) -> _Result:
+    def restore_aligned(
+        self, images: torch.Tensor, seed: int | None = None, progress=None, on_plan=None
+    ) -> _Result:
         out = images.clone()
         if self.mode == "tint":
             out[:, 2] = out[:, 2] * 0.5 + 0.5

@@ -102,3 +102,25 @@ def test_difface_mode_reproduces_the_golden_chain(tmp_path):
     expected = ((tensors["io.chain_out"] + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
     assert traces[0]["nfe"] == meta["start_index"]
+
+
+@pytest.mark.parametrize("mode", ["dynface", "difface"])
+def test_on_plan_announces_each_batch_before_its_steps(mode):
+    overrides = {"respacing": "ddim4", "method.mode": mode, "method.difface_start_index": 3}
+    restorer = Restorer.from_config("tiny-random", device="cpu", overrides=overrides)
+    faces = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    faces[1] = torch.nn.functional.avg_pool2d(faces[1:2], 9, 1, 4)[0]
+    events: list[tuple[str, int]] = []
+    result = restorer.restore_aligned(
+        faces,
+        seed=0,
+        batch_size=1,
+        progress=lambda n: events.append(("step", n)),
+        on_plan=lambda n: events.append(("plan", n)),
+    )
+    plans = [i for i, (kind, _) in enumerate(events) if kind == "plan"]
+    assert len(plans) == 2 and plans[0] == 0  # one plan per batch, before its first step
+    nfe = [trace["nfe"] for trace in result.traces]
+    assert events[plans[0]][1] == nfe[0] and events[plans[1]][1] == nfe[1]
+    assert sum(n for kind, n in events[: plans[1]] if kind == "step") == nfe[0]
+    assert sum(n for kind, n in events if kind == "step") == sum(nfe)

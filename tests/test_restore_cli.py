@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -19,10 +20,13 @@ from typer.testing import CliRunner
 
 from dynface.api import Restorer
 from dynface.cli import app
+from dynface.config import load_config
 from dynface.io import read_image, write_image, write_json
 from dynface.photos import RestoreOptions, output_names, restore_photos
 
 from .conftest import TEST_DATA
+
+TINY_SIZE = load_config("tiny-random")["image_size"]
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +52,13 @@ class Spy:
     def config(self):
         return self.inner.config
 
-    def restore_aligned(self, images: torch.Tensor, seed: int | None = None):
+    def restore_aligned(self, images: torch.Tensor, seed: int | None = None, **callbacks):
         assert images.ndim == 4 and images.shape[1] == 3
         assert float(images.min()) >= 0 and float(images.max()) <= 1
         self.calls.append((images.shape[0], seed))
         if self.fail:
             raise RuntimeError("out of memory (injected)")
-        return self.inner.restore_aligned(images, seed=seed)
+        return self.inner.restore_aligned(images, seed=seed, **callbacks)
 
 
 @pytest.fixture
@@ -122,23 +126,27 @@ def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
     summary = totals(result.output)
     assert (summary["found"], summary["restored"], summary["failed_faces"]) == ("2", "2", "0")
     assert summary["per_face"].endswith(" s")
+    nfe = 0
     for name, (h, w) in [("astronaut", (512, 512)), ("grace_hopper", (600, 512))]:
         final = read_image(out / "final" / f"{name}.png").pixels
         assert final.shape == (2 * h, 2 * w, 3)
-        # tiny-random works on 64 px crops (its config's image_size).
+        # tiny-random works on crops of its config's image_size.
         cropped = read_image(out / "faces" / "cropped" / f"{name}_00.png").pixels
         restored = read_image(out / "faces" / "restored" / f"{name}_00.png").pixels
-        assert cropped.shape == restored.shape == (64, 64, 3)
+        assert cropped.shape == restored.shape == (TINY_SIZE, TINY_SIZE, 3)
         assert np.abs(restored - cropped).mean() > 0.01  # the random nets changed the face
         trace = json.loads((out / "traces" / f"{name}.json").read_text())
-        assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == 64
+        assert len(trace["faces"]) == 1 and trace["seed"] == 7 and trace["face_size"] == TINY_SIZE
         assert trace["faces"][0]["method"]["mode"] == "dynface"
+        nfe += trace["faces"][0]["method"]["nfe"]
         assert len(trace["faces"][0]["landmarks"]) == 5
         # Far from the face, the final photo is the bicubic upscale of the input.
         photo = read_image(photos / f"{name}{'.png' if name == 'astronaut' else '.jpg'}").pixels
         corner = cv2.resize(photo, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)[-100:, :100]
         assert np.abs(final[-100:, :100] - np.clip(corner, 0, 1)).max() < 2 / 255
     assert not any(out.rglob("*.part"))
+    # The second progress line counts denoising face-steps: every planned one was done.
+    assert re.search(rf"denoising steps\W+{nfe}/{nfe}\b", result.output), result.output
 
 
 def test_restorer_options_are_passed_through(fake, photos, tmp_path):
@@ -187,7 +195,7 @@ def test_aligned_crops(fake, tmp_path):
     result = run(str(crop), "-o", str(tmp_path / "o"), "--aligned")
     assert result.exit_code == 0, result.output
     final = read_image(tmp_path / "o" / "final" / "astronaut_face.png").pixels
-    assert final.shape == (64, 64, 3)
+    assert final.shape == (TINY_SIZE, TINY_SIZE, 3)
     assert (tmp_path / "o" / "faces" / "restored" / "astronaut_face.png").is_file()
     result = run(str(TEST_DATA / "grace_hopper.jpg"), "-o", str(tmp_path / "g"), "--aligned")
     assert result.exit_code == 1
@@ -321,3 +329,18 @@ def test_demo_restores_the_packaged_samples(tmp_path):
     finals = sorted(p.name for p in (tmp_path / "final").iterdir())
     assert finals == ["astronaut_degraded.png", "grace_hopper_degraded.png"]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2
+
+
+def test_grayscale_photo_keeps_grayscale_faces(tmp_path):
+    gray = tmp_path / "in" / "astronaut_gray.png"
+    gray.parent.mkdir()
+    Image.open(TEST_DATA / "astronaut.png").convert("L").save(gray)
+    out = tmp_path / "out"
+    result = run(str(gray), "-o", str(out), "--config", "tiny-random", "--steps", "ddim5")
+    assert result.exit_code == 0, result.output
+    assert "kept grayscale" in result.output
+    for image in (out / "final" / "astronaut_gray.png", out / "faces" / "restored"):
+        path = image if image.suffix else next(image.iterdir())
+        pixels = read_image(path).pixels
+        assert np.abs(pixels[..., 0] - pixels[..., 1]).max() < 2 / 255
+        assert np.abs(pixels[..., 1] - pixels[..., 2]).max() < 2 / 255

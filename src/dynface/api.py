@@ -108,11 +108,14 @@ class Restorer:
         seed: int | None = None,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        on_plan: Callable[[int], None] | None = None,
     ) -> RestoreResult:
         """Restore aligned faces (B, 3, H, W) in [0, 1], any size; same size out, with traces.
 
         `seed` makes the result reproducible; `batch_size` bounds how many faces run at once;
-        `progress(n)` is called after every sampling step with the faces evaluated in it.
+        `progress(n)` is called after every sampling step with the faces evaluated in it, and
+        `on_plan(n)` before each batch's sampling with the total that batch will report (the
+        sum of its traces' "nfe"); the plans of all batches add up to the sum of progress.
         """
         if images.ndim == 3:
             images = images[None]
@@ -126,7 +129,9 @@ class Restorer:
         step = batch_size or len(images)
         outputs, traces = [], []
         for first in range(0, len(images), step):
-            out, trace = self.pipeline.restore(images[first : first + step], generator, progress)
+            out, trace = self.pipeline.restore(
+                images[first : first + step], generator, progress, on_plan=on_plan
+            )
             outputs.append(out.cpu())
             traces.extend(trace)
         return RestoreResult(torch.cat(outputs), traces)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +41,17 @@ class AlignedRestorer(Protocol):
 
     device: Any
 
-    def restore_aligned(self, images: torch.Tensor, seed: int | None = None) -> Any:
-        """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`."""
+    def restore_aligned(
+        self,
+        images: torch.Tensor,
+        seed: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        on_plan: Callable[[int], None] | None = None,
+    ) -> Any:
+        """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`.
+
+        `on_plan(n)`: the batch will take n face-steps; `progress(k)`: k more are done.
+        """
         ...
 
 
@@ -80,11 +89,16 @@ class PhotoResult:
 
 
 class Progress(Protocol):
-    """Receives progress: faces found (the total grows as photos are read) and faces done."""
+    """Receives progress: faces found (the total grows as photos are read) and faces done, and
+    denoising steps (face-steps, one network evaluation of one face) planned and done."""
 
     def faces_found(self, count: int) -> None: ...
 
     def faces_done(self, count: int) -> None: ...
+
+    def steps_planned(self, count: int) -> None: ...
+
+    def steps_done(self, count: int) -> None: ...
 
 
 class _NoProgress:
@@ -92,6 +106,12 @@ class _NoProgress:
         """Ignore."""
 
     def faces_done(self, count: int) -> None:
+        """Ignore."""
+
+    def steps_planned(self, count: int) -> None:
+        """Ignore."""
+
+    def steps_done(self, count: int) -> None:
         """Ignore."""
 
 
@@ -173,7 +193,7 @@ def restore_photos(
         while len(queue) >= options.batch_size or (flush and queue):
             batch = [queue.popleft() for _ in range(min(options.batch_size, len(queue)))]
             seed = None if options.seed is None else options.seed + batch_index
-            _restore_batch(restorer, batch, seed)
+            _restore_batch(restorer, batch, seed, progress)
             batch_index += 1
             progress.faces_done(len(batch))
             for job in {id(job): job for job, _ in batch}.values():
@@ -284,14 +304,22 @@ def _existing(
     return None
 
 
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
 def _restore_batch(
-    restorer: AlignedRestorer, batch: list[tuple[_Job, int]], seed: int | None
+    restorer: AlignedRestorer, batch: list[tuple[_Job, int]], seed: int | None, progress: Progress
 ) -> None:
     """Restore one batch of aligned faces; on error, mark their photos failed with the reason."""
     crops = np.stack([job.crops[k] for job, k in batch])
     images = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
     try:
-        result = restorer.restore_aligned(images, seed=seed)
+        result = restorer.restore_aligned(
+            images, seed=seed, progress=progress.steps_done, on_plan=progress.steps_planned
+        )
         restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         traces = list(getattr(result, "traces", None) or [None] * len(batch))
         if restored.shape[0] != len(batch):
@@ -304,6 +332,8 @@ def _restore_batch(
     for (job, k), face, trace in zip(batch, restored, traces, strict=True):
         if face.shape[:2] != job.crops.shape[1:3]:
             face = cv2.resize(face, job.crops.shape[1:3][::-1], interpolation=cv2.INTER_AREA)
+        if job.image.was_gray:
+            face = to_gray(face)
         job.restored[k] = face
         job.traces[k] = trace
         job.pending -= 1
@@ -335,6 +365,8 @@ def _finish(
     except OSError as exc:
         return PhotoResult(path, "failed", f"could not write outputs: {exc}", faces_found=count)
     notes = []
+    if job.image.was_gray:
+        notes.append("grayscale input: restored faces kept grayscale")
     if job.image.bit_depth > 8:
         notes.append(f"{job.image.bit_depth}-bit input written as 8-bit PNG")
     return PhotoResult(

@@ -132,21 +132,34 @@ def restore(
 
 
 class _FaceProgress:
-    """A rich progress bar over faces whose total grows as photos are read."""
+    """Rich progress over faces (the total grows as photos are read) and over denoising steps.
+
+    A face takes hundreds of network evaluations on a CPU, so the second line counts
+    face-steps: its total grows by each batch's plan once its start steps are known, and its
+    ETA covers the batches planned so far.
+    """
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._bar = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
         )
-        self._task = self._bar.add_task("faces", total=0)
-        self._total = 0
+        self._faces = self._bar.add_task("faces", total=0)
+        self._steps = self._bar.add_task("denoising steps", total=0)
+        self._totals = {self._faces: 0, self._steps: 0}
 
     def __enter__(self) -> _FaceProgress:
         self._bar.start()
@@ -155,14 +168,25 @@ class _FaceProgress:
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
+    def _grow(self, task: Any, count: int) -> None:
+        self._totals[task] += count
+        self._bar.update(task, total=self._totals[task])
+
     def faces_found(self, count: int) -> None:
         """More faces to restore."""
-        self._total += count
-        self._bar.update(self._task, total=self._total)
+        self._grow(self._faces, count)
 
     def faces_done(self, count: int) -> None:
         """Faces restored (or failed)."""
-        self._bar.advance(self._task, count)
+        self._bar.advance(self._faces, count)
+
+    def steps_planned(self, count: int) -> None:
+        """A batch will take `count` face-steps."""
+        self._grow(self._steps, count)
+
+    def steps_done(self, count: int) -> None:
+        """Face-steps evaluated."""
+        self._bar.advance(self._steps, count)
 
 
 def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> None:

@@ -102,11 +102,15 @@ class Pipeline:
         generator: torch.Generator | None = None,
         progress: Callable[[int], None] | None = None,
         initial_noise: Tensor | None = None,
+        on_plan: Callable[[int], None] | None = None,
     ) -> tuple[Tensor, list[dict[str, Any]]]:
         """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
 
         `initial_noise` (working size) replaces the noise of the first q_sample, so a reference
-        chain can be reproduced exactly; by default it is drawn from `generator`.
+        chain can be reproduced exactly; by default it is drawn from `generator`. `progress(n)`
+        is called after each sampling step with the faces evaluated in it; `on_plan(total)`,
+        once the start steps are known and before sampling, with the sum of those counts (the
+        batch's network evaluations, the sum of the traces' "nfe"), so a caller can show an ETA.
         """
         if y.ndim != 4 or y.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch of RGB faces, got {tuple(y.shape)}")
@@ -117,15 +121,17 @@ class Pipeline:
         r = self.restorer(work.to(_dtype(self.restorer))).float().clamp(0, 1)
         timing = {"restorer_s": self._sync() - start}
         if self.settings.mode == "difface":
-            x, traces = self._difface(r, generator, progress, timing, initial_noise)
+            x, traces = self._difface(r, generator, progress, on_plan, timing, initial_noise)
         else:
-            x, traces = self._dynface(work, r, generator, progress, timing, initial_noise)
+            x, traces = self._dynface(work, r, generator, progress, on_plan, timing, initial_noise)
         out = _resize(((x.float() + 1) / 2).clamp(0, 1), (height, width))
         return out, traces
 
-    def _difface(self, r, generator, progress, timing, noise):
+    def _difface(self, r, generator, progress, on_plan, timing, noise):
         t0 = self._sync()
         index = self.settings.difface_start_index
+        if on_plan is not None:
+            on_plan(index * r.shape[0])
         noise = _randn(r.shape, generator, r.device) if noise is None else noise.to(r)
         x = self.diffusion.q_sample(r * 2 - 1, index, noise)
         # DifFace noises to `index` and then denoises from `index - 1` (its reference chain).
@@ -148,7 +154,7 @@ class Pipeline:
         }
         return x, [dict(trace) for _ in range(r.shape[0])]
 
-    def _dynface(self, work, r, generator, progress, timing, noise):
+    def _dynface(self, work, r, generator, progress, on_plan, timing, noise):
         settings, diffusion = self.settings, self.diffusion
         t0 = self._sync()
         s_star = (self.estimator(work, r).float() / self.scale).clamp(0, 16)
@@ -164,6 +170,8 @@ class Pipeline:
         )
         dgsa_map = self.dgsa(g[:, 0]) if self.dgsa is not None and not self.dgsa.dynamic else None
         timing["estimate_s"] = self._sync() - t0
+        if on_plan is not None:
+            on_plan(int((start_index + 1).sum()))
 
         zeros = torch.zeros(len(r), device=self.device)
         state = {"s": s_work, "dgsa_sum": zeros.clone(), "dgsa_n": zeros.clone()}
