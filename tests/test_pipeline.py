@@ -124,3 +124,21 @@ def test_on_plan_announces_each_batch_before_its_steps(mode):
     assert events[plans[0]][1] == nfe[0] and events[plans[1]][1] == nfe[1]
     assert sum(n for kind, n in events[: plans[1]] if kind == "step") == nfe[0]
     assert sum(n for kind, n in events if kind == "step") == sum(nfe)
+
+
+def test_learned_estimator_reads_more_blur_on_a_blurrier_face():
+    from dynface.io import read_image, to_tensor
+    from dynface.method.blur import gaussian_blur
+
+    from .conftest import TEST_DATA
+
+    restorer = Restorer.from_config(
+        "tiny-random", device="cpu", overrides={"estimator": "learned", "respacing": "ddim5"}
+    )
+    face = to_tensor(read_image(TEST_DATA / "astronaut_face.png").pixels)
+    faces = torch.cat([face, gaussian_blur(face, 4.0)])
+    s_star = restorer.pipeline.estimator(faces, faces)
+    assert 0 <= s_star[0] < s_star[1] <= 16
+    traces = restorer.restore_aligned(faces, seed=0).traces
+    assert traces[0]["s_star"] < traces[1]["s_star"]
+    assert traces[0]["estimator"] == "learned"

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynface.diffusion import Diffusion
-from dynface.method.dblm import guidance_images, guidance_levels, make_estimator
+from dynface.method.dblm import (
+    BlurLevelEstimator,
+    LearnedEstimator,
+    guidance_images,
+    guidance_levels,
+    make_estimator,
+)
 from dynface.method.dgsa import make_dgsa
 from dynface.method.dsst import DSSTable, to_respaced_index
 from dynface.method.eta import dynamic_eta
@@ -78,7 +84,11 @@ class Pipeline:
         self.scale = image_size / REFERENCE_SIZE
         dsst = settings.dsst
         self.dsst = DSSTable.default() if dsst == "default" else DSSTable.load(dsst)
-        self.estimator = make_estimator(settings.estimator)
+        self.estimator = _build_estimator(settings.estimator, self.device)
+        # The zero-shot fit measures s in pixels of its input; the learned SE answers at 512.
+        self.estimator_px_scale = (
+            1.0 if isinstance(self.estimator, LearnedEstimator) else self.scale
+        )
         self.dgsa = None
         if settings.dgsa != "none":
             dgsa_config: str | dict = settings.dgsa
@@ -157,7 +167,7 @@ class Pipeline:
     def _dynface(self, work, r, generator, progress, on_plan, timing, noise):
         settings, diffusion = self.settings, self.diffusion
         t0 = self._sync()
-        s_star = (self.estimator(work, r).float() / self.scale).clamp(0, 16)
+        s_star = (self.estimator(work, r).float() / self.estimator_px_scale).clamp(0, 16)
         s_levels = guidance_levels(s_star, settings.num_targets, settings.s_min)
         t_levels = self.dsst.start_step(s_levels.cpu()).to(self.device)
         start_index = to_respaced_index(t_levels[:, 0].cpu(), diffusion.timesteps).to(self.device)
@@ -235,6 +245,18 @@ class Pipeline:
                 }
             )
         return x, traces
+
+
+def _build_estimator(spec: str | Mapping[str, Any], device: torch.device) -> BlurLevelEstimator:
+    """The blur-level estimator of a config: "zero-shot", or "learned" (shipped weights, or
+    `{name: learned, weights: PATH}`), with its networks on `device`."""
+    name = spec if isinstance(spec, str) else str(spec.get("name", "zero-shot"))
+    if name != "learned":
+        return make_estimator(spec)
+    from dynface.method.learned_se import load_estimator
+
+    weights = None if isinstance(spec, str) else spec.get("weights")
+    return LearnedEstimator(sde=load_estimator(weights).to(device))
 
 
 def _dtype(module: nn.Module) -> torch.dtype:
