@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -10,6 +12,11 @@ app = typer.Typer(
         "Blind face restoration with a diffusion prior and dynamic blur-level guidance "
         "(DynFaceRestore).\n\nStart with `dynface weights download`, then "
         "`dynface restore PHOTO -o results/`."
+    ),
+    epilog=(
+        "Examples:  dynface demo -o results/  ·  dynface restore photos/ -o results/  ·  "
+        "dynface COMMAND --help\n\n"
+        "Exit status: 0 done, 1 failed (some inputs or files), 2 usage error. See docs/cli.md."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -29,16 +36,21 @@ def _root(
 
 
 def main() -> None:
-    """Entry point of the console script."""
-    app()
+    """Entry point of the console script: system errors end in one line, not a traceback."""
+    try:
+        app(prog_name="dynface")
+    except OSError as exc:
+        # Disk full, permission denied, a file vanishing mid-run: the user's environment, not a bug.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 from dynface.cli import degrade, demo, dsst, evaluate, restore, train, weights  # noqa: E402, I001
 
 app.add_typer(weights.app, name="weights")
 app.add_typer(dsst.app, name="dsst")
-app.command("restore")(restore.restore)
-app.command("demo")(demo.demo)
+app.command("restore", epilog=restore.EPILOG)(restore.restore)
+app.command("demo", epilog=demo.EPILOG)(demo.demo)
 app.add_typer(evaluate.app, name="eval")
-app.command("degrade")(degrade.degrade)
-app.command("train")(train.train)
+app.command("degrade", epilog=degrade.EPILOG)(degrade.degrade)
+app.command("train", epilog=train.EPILOG)(train.train)

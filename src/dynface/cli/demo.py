@@ -19,6 +19,11 @@ from dynface.cli.restore import (
     restore,
 )
 
+EPILOG = (
+    "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
+    "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (output is noise)."
+)
+
 
 def sample_photos_dir() -> Path:
     """Folder of the packaged sample photos (degraded copies of public-domain portraits)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +39,51 @@ StepsOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+
+EPILOG = (
+    "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
+    "Quick smoke test without weights: --config tiny-random --steps ddim5 (output is noise). "
+    "See docs/restore.md."
+)
+STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 250"
+
+
+def check_options(config: str, device: str, precision: str, steps: str | None) -> None:
+    """Reject a bad --config, --steps, --device or --precision before loading any network."""
+    from dynface.api import pick_device
+    from dynface.config import ConfigError, load_config
+    from dynface.diffusion.schedule import respaced_timesteps
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(
+            f"{exc}; pass a preset name or the path of a YAML config", param_hint="--config"
+        ) from None
+    if steps is not None:
+        total = int(loaded["diffusion"].get("steps", 1000))
+        if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
+            raise typer.BadParameter(
+                f"{steps!r} is not a step count; {STEPS_HINT}", param_hint="--steps"
+            )
+        try:
+            respaced_timesteps(total, steps)
+        except ValueError as exc:
+            raise typer.BadParameter(
+                f"{steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}",
+                param_hint="--steps",
+            ) from None
+    try:
+        torch_device = pick_device(device)
+    except RuntimeError as exc:
+        raise typer.BadParameter(
+            f"{exc}; use --device auto (or cpu)", param_hint="--device"
+        ) from None
+    if precision == "fp16" and torch_device.type == "cpu":
+        raise typer.BadParameter(
+            "fp16 needs a GPU; on the CPU use --precision fp32 (or bf16)",
+            param_hint="--precision",
+        )
 
 
 def load_restorer(
@@ -97,13 +143,23 @@ def restore(
         raise typer.BadParameter(f"{output} is a file, not a folder", param_hint="-o")
     paths = list_images(list(inputs))
     if not paths:
-        raise typer.BadParameter("no image files found in " + ", ".join(inputs), param_hint="INPUT")
+        raise typer.BadParameter(
+            "no image files found in " + ", ".join(inputs) + " (folders are read without their "
+            "subfolders; quote a glob such as 'photos/**/*.jpg' to go deeper)",
+            param_hint="INPUT",
+        )
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise typer.BadParameter(
+            "no such file: " + ", ".join(missing) + "; check the path", param_hint="INPUT"
+        )
+    check_options(config, device.value, precision.value, steps)
     try:
         restorer = load_restorer(config, device.value, precision.value, weights_dir, steps)
     except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise typer.BadParameter(str(exc).strip("'\""), param_hint="--config/--steps") from exc
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
     except RuntimeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from exc
     console.print(
         f"dynface restore: {len(paths)} input(s), device {restorer.device}, "

@@ -101,7 +101,15 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such config file")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ValueError(f"not valid YAML{where}: {problem}") from None
+        if not isinstance(data, dict):
+            raise ValueError("a training config must be a YAML mapping of keys to values")
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_dict(data, base_dir=Path.cwd())
 
