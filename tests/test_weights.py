@@ -319,4 +319,4 @@ def test_cli_list_download_path_verify(registry: dict, server: Server) -> None:
     assert failed.exit_code == 1 and WRONG_SHA in failed.output
 
     unknown = runner.invoke(app, ["weights", "verify", "nonesuch"])
-    assert unknown.exit_code == 1 and "known names" in unknown.output
+    assert unknown.exit_code == 2 and "known names" in unknown.output

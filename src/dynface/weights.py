@@ -440,8 +440,11 @@ def _unavailable_message(
     spec: WeightSpec, reason: str, weights_dir: str | os.PathLike[str] | None
 ) -> str:
     target = Path(weights_dir).expanduser() if weights_dir else cache_dir()
+    offline = ENV_OFFLINE in reason
+    command = "" if offline or not spec.url else f"run `dynface weights download {spec.name}`, or "
     return (
-        f"Weight file {spec.filename} is not available ({reason}): download it from {spec.url} "
+        f"Weight file {spec.filename} is not available ({reason}): {command}download it from "
+        f"{spec.url} "
         f"and put it at {target / spec.filename} (or in a folder passed as --weights-dir, or "
         f"under $DYNFACE_HOME/weights)."
     )

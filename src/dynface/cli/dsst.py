@@ -6,10 +6,18 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Build and inspect DSST tables (blur level s -> diffusion start step t).")
+app = typer.Typer(
+    help=(
+        "Build and inspect DSST tables (blur level s -> diffusion start step t). "
+        "A shipped table is the default; build your own from clean faces of your domain. "
+        "See docs/method.md."
+    ),
+    no_args_is_help=True,
+)
+OverwriteFlag = typer.Option(False, "--overwrite", help="Replace the output file if it exists.")
 
 
-@app.command("build")
+@app.command("build", epilog="Example: dynface dsst build clean_faces/ -o tables/mine.json")
 def build(
     faces: list[Path] = typer.Argument(
         ..., help="Folders or files of clean aligned faces, or a manifest CSV (HQ aligned rows)."
@@ -19,19 +27,26 @@ def build(
         None, help="Spectral tolerance; default: calibrated so that t(12 px) = 925."
     ),
     grid_step: float = typer.Option(0.25, help="Spacing of the blur grid in px (0 to 16)."),
-    overwrite: bool = typer.Option(False, help="Replace OUTPUT if it exists."),
+    overwrite: bool = OverwriteFlag,
 ) -> None:
     """Build a table from clean faces and write it as JSON with its provenance."""
     from rich.console import Console
 
     from dynface.method.dsst import DSSTable, default_grid
 
+    if output.is_dir():
+        raise typer.BadParameter(
+            f"{output} is a folder; name the JSON file to write, e.g. -o {output / 'dsst.json'}",
+            param_hint="-o",
+        )
     if output.exists() and not overwrite:
-        raise typer.BadParameter(f"{output} exists; pass --overwrite to replace it")
+        raise typer.BadParameter(
+            f"{output} exists; pass --overwrite to replace it", param_hint="-o"
+        )
     try:
         table = DSSTable.build(faces, tol=tol, grid=default_grid(grid_step))
     except (ValueError, OSError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc), param_hint="FACES") from exc
     table.save(output, overwrite=overwrite)
     Console().print(
         f"{output}: {table.provenance['faces']} faces, tol={table.tol:.5f}, "
@@ -39,16 +54,21 @@ def build(
     )
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog="Examples: dynface dsst show --plot dsst.png  ·  dynface dsst show tables/mine.json",
+)
 def show(
     table_path: Path | None = typer.Argument(
         None, help="Table JSON; default: the table shipped with dynface."
     ),
     plot: Path | None = typer.Option(
-        None, help="PNG to write the s -> t plot to; default: next to TABLE_PATH (.png)."
+        None,
+        help="PNG to write the s -> t plot to; default: next to TABLE_PATH (.png), kept if "
+        "it exists.",
     ),
     every: float = typer.Option(1.0, help="Print rows at multiples of this blur level (px)."),
-    overwrite: bool = typer.Option(False, help="Replace the plot file if it exists."),
+    overwrite: bool = OverwriteFlag,
 ) -> None:
     """Print a table and plot s -> t."""
     from rich.console import Console
@@ -56,10 +76,16 @@ def show(
 
     from dynface.method.dsst import DSSTable
 
+    if table_path is not None and not table_path.is_file():
+        raise typer.BadParameter(
+            f"{table_path}: no such file; pass a table written by `dynface dsst build`, "
+            "or nothing for the shipped table",
+            param_hint="TABLE_PATH",
+        )
     try:
         table = DSSTable.load(table_path) if table_path else DSSTable.default()
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc), param_hint="TABLE_PATH") from exc
     prov = table.provenance
     out = Table(title=f"DSST {table_path or '(default)'}: tol={table.tol:.5f}")
     out.add_column("s (px at 512)", justify="right")
@@ -73,10 +99,16 @@ def show(
         f"created: {prov.get('created')}  dynface: {prov.get('dynface_version')}"
     )
     if plot is None and table_path is not None:
-        plot = table_path.with_suffix(".png")
+        beside = table_path.with_suffix(".png")
+        if beside.exists() and not overwrite:
+            console.print(f"plot: {beside} exists, kept (pass --overwrite to redraw it)")
+            return
+        plot = beside
     if plot is not None:
         if plot.exists() and not overwrite:
-            raise typer.BadParameter(f"{plot} exists; pass --overwrite or another --plot")
+            raise typer.BadParameter(
+                f"{plot} exists; pass --overwrite or another --plot", param_hint="--plot"
+            )
         _plot(table, plot)
         console.print(f"plot: {plot}")
 

@@ -47,8 +47,8 @@ def _names(names: list[str] | None) -> list[str]:
     try:
         return [w.get_spec(name).name for name in names] if names else list(w.REGISTRY)
     except w.WeightsUnavailable as err:
-        _err.print(f"[red]error[/] {err}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        _err.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _default_config_weights() -> list[str]:
@@ -59,7 +59,7 @@ def _default_config_weights() -> list[str]:
     return [config["prior"]["weights"], config["restorer"]["weights"]]
 
 
-@app.command("list")
+@app.command("list", epilog="Example: dynface weights list")
 def list_weights(weights_dir: Path | None = WeightsDir) -> None:
     """Show every known weight file, whether it is on disk, and how its sha256 is known."""
     table = Table(title=f"Weight files (cache: {w.cache_dir()})")
@@ -91,7 +91,10 @@ def list_weights(weights_dir: Path | None = WeightsDir) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    epilog="Examples: dynface weights download  ·  dynface weights download --all  ·  "
+    "offline: copy the files into the folder `dynface weights list` shows"
+)
 def download(
     names: list[str] | None = typer.Argument(
         None,
@@ -120,7 +123,7 @@ def download(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog="Example: dynface weights verify iddpm_ffhq512_ema500000")
 def verify(
     names: list[str] | None = typer.Argument(
         None, help="Weight names or file names; every known one when none is given."
@@ -141,15 +144,17 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog="Example: dynface weights path swinir_restoration512_L1")
 def path(
     name: str = typer.Argument(..., help="Weight name or file name."),
     weights_dir: Path | None = WeightsDir,
 ) -> None:
     """Print the path of a weight file that is on disk (checked); never downloads."""
+    if not Path(name).is_file():
+        _names([name])
     try:
         found = w.resolve(name, weights_dir=weights_dir, download=False)
     except (w.WeightsUnavailable, w.WeightsCorrupted) as err:
-        _err.print(f"[red]error[/] {err}", soft_wrap=True)
+        _err.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(1) from None
     typer.echo(str(found))

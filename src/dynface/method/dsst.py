@@ -206,9 +206,11 @@ class DSSTable:
         """Read a table written by `save`."""
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError:
+            data = None
+        except OSError as exc:
             raise ValueError(f"cannot read DSST table {path}: {exc}") from exc
-        if data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{path} is not a dynface DSST table (build one: dynface dsst build)")
         return cls(
             grid=torch.tensor(data["grid"], dtype=torch.float64),
