@@ -41,7 +41,7 @@ def main() -> None:
         app(prog_name="dynface")
     except OSError as exc:
         # Disk full, permission denied, a file vanishing mid-run: the user's environment, not a bug.
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}; check the path, its permissions and free space", file=sys.stderr)
         sys.exit(1)
 
 
