@@ -15,9 +15,9 @@ MixedPrecision = StrEnum("MixedPrecision", {name: name for name in PRECISIONS})
 
 EPILOG = (
     "Example: dynface train sde --config sde --output-dir runs/sde --max-minutes 60\n\n"
-    "--config takes a YAML file or a packaged config name (sde, se, tm); its data paths are "
-    "relative to the current folder. Multi-GPU: accelerate launch -m dynface train ... "
-    "See docs/training.md."
+    "--config takes a YAML file or a packaged config name (sde, se, tm: they read "
+    "../shared/data; copy one and edit train_data for your faces). "
+    "Multi-GPU: accelerate launch -m dynface train ... See docs/training.md."
 )
 
 
