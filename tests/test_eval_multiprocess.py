@@ -15,9 +15,12 @@ from typer.testing import CliRunner
 
 from dynface.cli import app
 from dynface.io import to_numpy, write_image
+from dynface.metrics.evaluate import EvalOptions, evaluate
+from dynface.metrics.fid import FeatureCache
 
 from .conftest import REPO
 from .metrics_helpers import degrade, face
+from .test_metrics_fid import tiny_extractor
 
 SIZES = [(192, 192), (96, 192), (192, 192), (192, 192), (96, 192), (192, 192), (192, 192)]
 
@@ -91,3 +94,23 @@ def test_two_processes_write_the_single_process_report(tmp_path: Path) -> None:
     for a, b in zip(rows_one, rows_two, strict=True):
         _assert_close(a, b)
     assert not np.isnan([float(r["niqe"]) for r in rows_two]).any()
+
+
+def test_two_processes_gather_fid_features_and_fill_the_cache(tmp_path: Path) -> None:
+    restored, gt = _pairs(tmp_path)
+    options = EvalOptions(metrics=("psnr", "fid"), fid_extractor=("tiny", tiny_extractor()),
+                          cache_dir=tmp_path / "cache1")  # fmt: skip
+    one = evaluate(restored, gt, options, progress=False)
+    script = str(REPO / "tests" / "_eval_fid_two.py")
+    _launch([script, str(restored), str(gt), str(tmp_path / "two"), str(tmp_path / "cache2")],
+            tmp_path)  # fmt: skip
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert one.summary["fid"] > 0 and two["counts"]["fid"] == 7
+    assert two["fid"] == pytest.approx(one.summary["fid"], rel=1e-6, abs=1e-6)
+    with np.load(tmp_path / "two" / "fid_stats.npz") as stats:
+        np.testing.assert_allclose(stats["mu"], one.info["fid_stats"].mu, rtol=1e-6, atol=1e-7)
+    for folder in (restored, gt):  # the main process saved every image's features, both folders
+        ref, got = (FeatureCache(tmp_path / c, folder, "tiny") for c in ("cache1", "cache2"))
+        assert got.entries.keys() == ref.entries.keys() and len(got.entries) == 7
+        for key, value in ref.entries.items():
+            np.testing.assert_allclose(got.entries[key], value, rtol=1e-6, atol=1e-7)
