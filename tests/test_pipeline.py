@@ -64,6 +64,8 @@ def test_overrides_and_bad_configs(tmp_path):
         load_config("tiny-random", {"guidance": "magic"})
     with pytest.raises(ConfigError, match="neither a preset"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="unknown method setting.*muu"):
+        Restorer.from_config("tiny-random", device="cpu", overrides={"method.muu": 0.1})
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         Restorer.from_config("tiny-random", device="cpu", precision="fp16")
 

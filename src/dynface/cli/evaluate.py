@@ -48,6 +48,7 @@ def run(
         raise typer.BadParameter("--restored and -o are required", param_hint="--restored/-o")
     from dynface.metrics.evaluate import METRICS, EvalOptions, UnmatchedFilesError, evaluate
     from dynface.metrics.report import write_report
+    from dynface.parallel import finish
 
     chosen = METRICS if metrics == "all" else tuple(m.strip() for m in metrics.split(",") if m)
     options = EvalOptions(
@@ -62,10 +63,14 @@ def run(
     )
     try:
         report = evaluate(restored, gt, options, progress=True)
+        if report is None:  # not the main process of a multi-process run: it writes the report
+            return
         folder = write_report(report, out, name or restored.resolve().name, overwrite=overwrite)
     except (UnmatchedFilesError, FileNotFoundError, FileExistsError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        finish()
     typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
 
 

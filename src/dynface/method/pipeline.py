@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -56,13 +56,17 @@ class MethodSettings:
     eta: str | float = "dynamic"
     difface_start_index: int = 100
     difface_eta: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> MethodSettings:
-        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
-        extra = {k: v for k, v in section.items() if k not in cls.__dataclass_fields__}
-        return cls(**known, extra=extra)
+        """Typed settings; an unknown key (a typo, say) is an error that names it."""
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown method setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(cls.__dataclass_fields__)}"
+            )
+        return cls(**section)
 
 
 class Pipeline:

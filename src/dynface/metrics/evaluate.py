@@ -4,6 +4,10 @@ Full-reference metrics (PSNR, SSIM, LPIPS, IDD, LMD) need `gt`; NIQE needs nothi
 the restored set with the GT folder, another folder, or saved statistics. A metric that cannot be
 computed (no GT, weight file missing, package missing) is put in `missing` with the reason and
 gets no number.
+
+Under a launcher (`accelerate launch`, torchrun) each process scores every N-th pair and features
+every N-th image on its own device; the rows and features are gathered, and the main process
+gets the same report as a single-process run (the other processes get None).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dynface.metrics import fidelity
 from dynface.metrics.fid import FeatureCache, FeatureStats, folder_features, frechet_distance
 from dynface.metrics.niqe import has_enough_blocks, niqe
 from dynface.metrics.weights import WeightsCorrupted, WeightsUnavailable
+from dynface.parallel import Processes, processes
 
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid", "niqe", "idd", "lmd")
 NEEDS_GT = frozenset({"psnr", "ssim", "psnr_y", "ssim_y", "lpips", "idd", "lmd"})
@@ -66,13 +71,6 @@ def default_cache_dir() -> Path:
     """`$DYNFACE_HOME/eval_cache` (default `~/.cache/dynface/eval_cache`)."""
     home = os.environ.get("DYNFACE_HOME", "").strip()
     return (Path(home) if home else Path.home() / ".cache" / "dynface") / "eval_cache"
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> the first CUDA device when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def match_pairs(restored: Path, gt: Path | None) -> list[tuple[str, Path, Path | None]]:
@@ -120,31 +118,38 @@ def evaluate(
     gt: Path | None = None,
     options: EvalOptions | None = None,
     progress: bool = True,
-) -> EvalReport:
-    """Compute the requested metrics for every restored image and their means."""
+) -> EvalReport | None:
+    """Compute the requested metrics for every restored image and their means.
+
+    Returns the report; under a multi-process launcher, on the main process only (None on others).
+    """
     options = options or EvalOptions()
     unknown = sorted(set(options.metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     wanted = [m for m in METRICS if m in options.metrics]
     pairs = match_pairs(Path(restored), Path(gt) if gt is not None else None)
-    device = resolve_device(options.device)
+    procs = processes(options.device)
+    device = procs.device
     missing: dict[str, str] = {}
     if gt is None:
         for name in wanted:
             if name in NEEDS_GT:
                 missing[name] = "needs ground truth (--gt): it is a full-reference metric"
-    lpips_model = _prepare("lpips", wanted, missing, lambda: _lpips(options, device))
-    faces = _prepare("idd", wanted, missing, _faces) if {"idd", "lmd"} & set(wanted) else None
-    if faces is None and "lmd" in wanted and "lmd" not in missing:
-        missing["lmd"] = missing.get("idd", "face models unavailable")
-    fid_setup = _prepare("fid", wanted, missing, lambda: _fid_setup(options, gt, device))
+    with procs.main_first():  # one process downloads or hash-checks weight files at a time
+        lpips_model = _prepare("lpips", wanted, missing, lambda: _lpips(options, device))
+        faces = _prepare("idd", wanted, missing, _faces) if {"idd", "lmd"} & set(wanted) else None
+        if faces is None and "lmd" in wanted and "lmd" not in missing:
+            missing["lmd"] = missing.get("idd", "face models unavailable")
+        fid_setup = _prepare("fid", wanted, missing, lambda: _fid_setup(options, gt, device))
     active = [m for m in wanted if m not in missing]
 
+    order = {stem: i for i, (stem, _, _) in enumerate(pairs)}
+    mine = procs.shard(pairs)
     rows: list[dict[str, object]] = []
-    with _progress(progress) as bar:
-        task = bar.add_task("metrics", total=len(pairs))
-        for batch in _batches(pairs, options.batch_size):
+    with _progress(progress and procs.is_main) as bar:
+        task = bar.add_task(_share_label("metrics", procs), total=len(mine))
+        for batch in _batches(mine, options.batch_size):
             for names, restored_batch, gt_batch, files in _stack_same_size(batch, device):
                 scores = _batch_scores(active, restored_batch, gt_batch, lpips_model, faces)
                 for i, (stem, rpath, gpath) in enumerate(files):
@@ -153,6 +158,9 @@ def evaluate(
                     row.update({m: float(v[i]) for m, v in scores.items()})
                     rows.append(row)
                 bar.advance(task, len(names))
+        rows = sorted(
+            (r for part in procs.gather(rows) for r in part), key=lambda r: order[r["name"]]
+        )
         summary, counts = _means(rows, [m for m in active if m not in SET_LEVEL])
         for name, count in counts.items():
             if count == 0:
@@ -161,9 +169,13 @@ def evaluate(
                 )
         info: dict[str, object] = {"images": len(rows), "device": str(device)}
         if fid_setup is not None and "fid" in active:
-            value, stats, fid_info = _fid(fid_setup, [p[1] for p in pairs], options, device, bar)
-            summary["fid"], counts["fid"] = value, stats.count
-            info.update(fid_info, fid_stats=stats)
+            fid = _fid(fid_setup, [p[1] for p in pairs], options, procs, bar)
+            if fid is not None:
+                value, stats, fid_info = fid
+                summary["fid"], counts["fid"] = value, stats.count
+                info.update(fid_info, fid_stats=stats)
+    if not procs.is_main:
+        return None
     return EvalReport(rows=rows, summary=summary, counts=counts, missing=missing, info=info)
 
 
@@ -219,29 +231,52 @@ def _fid_setup(options: EvalOptions, gt: Path | None, device: torch.device) -> _
 
 
 def _fid(
-    setup: _FidSetup, restored: list[Path], options: EvalOptions, device: torch.device, bar
-) -> tuple[float, FeatureStats, dict[str, object]]:
-    """FID of the restored files against the reference folder or statistics file."""
+    setup: _FidSetup, restored: list[Path], options: EvalOptions, procs: Processes, bar
+) -> tuple[float, FeatureStats, dict[str, object]] | None:
+    """FID of the restored files against the reference folder or statistics file (main only)."""
     cache_root = (options.cache_dir or default_cache_dir()) if options.use_cache else None
 
-    def features(paths: list[Path]) -> np.ndarray:
-        task = bar.add_task(f"FID features ({paths[0].parent.name})", total=len(paths))
+    def features(paths: list[Path]) -> np.ndarray | None:
+        mine = procs.shard(paths)
+        label = _share_label(f"FID features ({paths[0].parent.name})", procs)
+        task = bar.add_task(label, total=len(mine))
         cache = FeatureCache(cache_root, paths[0].parent, setup.name)
-        return folder_features(
-            paths,
-            setup.extractor,
-            load_image,
-            cache,
-            batch_size=options.batch_size,
-            device=device,
-            progress=lambda n: bar.advance(task, n),
-        )
+        feats = None  # stays None for a process with no share (fewer images than processes)
+        if mine:
+            feats = folder_features(
+                mine,
+                setup.extractor,
+                load_image,
+                cache,
+                batch_size=options.batch_size,
+                device=procs.device,
+                progress=lambda n: bar.advance(task, n),
+                save=procs.world_size == 1,
+            )
+        if procs.world_size == 1:
+            return feats
+        parts = procs.gather(feats)
+        if not procs.is_main:
+            return None
+        full = np.empty((len(paths), parts[0].shape[1]), dtype=parts[0].dtype)
+        for rank, part in enumerate(parts):
+            if part is not None:
+                full[rank :: procs.world_size] = part
+        for path, feat in zip(paths, full, strict=True):
+            if cache.get(path) is None:
+                cache.put(path, feat)
+        cache.save()
+        return full
 
-    stats = FeatureStats.of(features(restored))
-    if setup.reference.is_file():
+    restored_features = features(restored)
+    ref_features = None if setup.reference.is_file() else features(list_images([setup.reference]))
+    if restored_features is None:
+        return None
+    stats = FeatureStats.of(restored_features)
+    if ref_features is None:
         ref_stats = FeatureStats.load(setup.reference)
     else:
-        ref_stats = FeatureStats.of(features(list_images([setup.reference])))
+        ref_stats = FeatureStats.of(ref_features)
     info = {"fid_reference": str(setup.reference), "fid_extractor": setup.name}
     info["fid_reference_count"] = ref_stats.count
     return frechet_distance(stats, ref_stats), stats, info
@@ -329,6 +364,13 @@ def _means(rows: list[dict[str, object]], metrics: list[str]) -> tuple[dict, dic
         if valid.size:
             summary[name] = float(valid.mean())
     return summary, counts
+
+
+def _share_label(what: str, procs: Processes) -> str:
+    """Progress label; with several processes the bar counts the main process's share."""
+    if procs.world_size == 1:
+        return what
+    return f"{what} (process 0's share of {procs.world_size})"
 
 
 def _progress(enabled: bool) -> Progress:

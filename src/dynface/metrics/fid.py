@@ -133,8 +133,12 @@ def folder_features(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
+    save: bool = True,
 ) -> np.ndarray:
-    """(N, D) features of image files, computed in device batches; cached ones are reused."""
+    """(N, D) features of image files, computed in device batches; cached ones are reused.
+
+    `save=False` leaves the cache file alone (a worker process whose features the main one saves).
+    """
     found = {p: cache.get(p) for p in paths}
     todo = [p for p, f in found.items() if f is None]
     for start in range(0, len(todo), batch_size):
@@ -149,7 +153,8 @@ def folder_features(
                 cache.put(chunk[i], feat)
         if progress is not None:
             progress(len(chunk))
-    cache.save()
+    if save:
+        cache.save()
     return np.stack([found[p] for p in paths])
 
 

@@ -22,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
 
 from dynface.data.datasets import FaceImages
+from dynface.parallel import has_accelerator
 from dynface.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -33,12 +34,6 @@ from dynface.train.config import TrainConfig
 from dynface.train.tasks import cosine_lr, make_task
 
 log = logging.getLogger(__name__)
-
-
-def _has_accelerator() -> bool:
-    """True when torch sees a GPU-like device (CUDA, MPS, XPU, ...)."""
-    probe = getattr(torch, "accelerator", None)
-    return bool(probe.is_available()) if probe is not None else torch.cuda.is_available()
 
 
 def _batches(dataset: FaceImages, config: TrainConfig, rank: int, start: int):
@@ -100,7 +95,7 @@ def plot_curves(out: Path) -> Path | None:
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run one training; return the path of the final weights (EMA when enabled)."""
     # Without an accelerator, accelerate only joins a torchrun/MPI process group when told cpu=True.
-    acc = Accelerator(mixed_precision=config.mixed_precision, cpu=not _has_accelerator())
+    acc = Accelerator(mixed_precision=config.mixed_precision, cpu=not has_accelerator())
     out = config.out
     ckpt_dir = out / "checkpoints"
     task = make_task(config)
