@@ -177,3 +177,10 @@ def test_console_script_turns_os_errors_into_one_line(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
     assert "check the path" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_version_needs_no_command():
+    from dynface import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"dynface {__version__}"

@@ -24,15 +24,22 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    """Eager --version: print and exit before a command is required."""
+    if value:
         from dynface import __version__
 
         typer.echo(f"dynface {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
+    """Blind face restoration (see the commands below)."""
 
 
 def main() -> None:
