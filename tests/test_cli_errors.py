@@ -157,6 +157,8 @@ def test_every_command_help_has_an_example():
         ["weights", "download"],
         ["weights", "verify"],
         ["weights", "path"],
+        ["eval"],
+        ["eval", "compare"],
     ]
     for command in commands:
         result = run(*command, "--help")

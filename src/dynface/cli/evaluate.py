@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -13,7 +14,17 @@ app = typer.Typer(
     ),
     invoke_without_command=True,
     no_args_is_help=False,
+    epilog=(
+        "Example: dynface eval --restored results/faces/restored --gt celeba_test/hq "
+        "-o reports/dynface\n\n"
+        "Then: dynface eval compare reports/dynface reports/codeformer -o reports/compare"
+    ),
 )
+
+
+class LpipsNet(StrEnum):
+    alex = "alex"
+    vgg = "vgg"
 
 
 @app.callback()
@@ -34,10 +45,15 @@ def run(
     download: bool = typer.Option(
         False, "--download", help="Download missing LPIPS/FID weights from their registry URLs."
     ),
-    lpips_net: str = typer.Option("alex", "--lpips-net", help="LPIPS trunk: alex or vgg."),
+    lpips_net: LpipsNet = typer.Option(LpipsNet.alex, "--lpips-net", help="LPIPS trunk."),
     name: str | None = typer.Option(None, "--name", help="Method name in the report."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    batch_size: int = typer.Option(
+        8,
+        "--batch-size",
+        min=1,
+        help="Images per batch on the device (lower it if memory runs out).",
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse or store features."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
 ) -> None:
@@ -56,7 +72,7 @@ def run(
         weights_dir=weights_dir,
         download=download,
         fid_ref=fid_ref,
-        lpips_net=lpips_net,
+        lpips_net=lpips_net.value,
         device=device,
         batch_size=batch_size,
         use_cache=not no_cache,
@@ -74,7 +90,10 @@ def run(
     typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
 
 
-@app.command("compare")
+@app.command(
+    "compare",
+    epilog="Example: dynface eval compare reports/dynface reports/difface -o cmp --x psnr --y fid",
+)
 def compare_cmd(
     runs: list[Path] = typer.Argument(..., help="Report folders written by `dynface eval`."),
     out: Path = typer.Option(..., "-o", "--out", help="Folder for compare.md/.csv and the plot."),
