@@ -144,3 +144,15 @@ def test_learned_estimator_reads_more_blur_on_a_blurrier_face():
     traces = restorer.restore_aligned(faces, seed=0).traces
     assert traces[0]["s_star"] < traces[1]["s_star"]
     assert traces[0]["estimator"] == "learned"
+
+
+def test_missing_weights_are_all_named_before_any_network_is_built(monkeypatch):
+    from dynface.weights import WeightsUnavailable
+
+    monkeypatch.setenv("DYNFACE_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable) as err:
+        Restorer.from_config("default", device="cpu")
+    message = str(err.value)
+    assert "iddpm_ffhq512_ema500000.pth" in message
+    assert "swinir_restoration512_L1.pth" in message
+    assert "--weights-dir" in message

@@ -77,8 +77,9 @@ class Restorer:
         if precision == "fp16" and torch_device.type == "cpu":
             raise ValueError("fp16 needs a GPU; on the CPU use --precision bf16 or fp32")
         seed = int(config.get("random_weights_seed", 0))
-        prior = _build(build_unet, config["prior"], weights_dir, seed)
-        restorer = _build(build_swinir, config["restorer"], weights_dir, seed + 1)
+        paths = _resolve_weights([config["prior"], config["restorer"]], weights_dir)
+        prior = _build(build_unet, config["prior"], paths[0], seed)
+        restorer = _build(build_swinir, config["restorer"], paths[1], seed + 1)
         dtype = PRECISIONS[precision]
         prior = prior.to(torch_device, dtype).eval()
         restorer = restorer.to(torch_device, dtype).eval()
@@ -137,16 +138,32 @@ class Restorer:
         return RestoreResult(torch.cat(outputs), traces)
 
 
+def _resolve_weights(
+    sections: list[Mapping[str, Any]], weights_dir: str | Path | None
+) -> list[Path | None]:
+    """Weight file of each network (None for random weights); names every missing one at once."""
+    paths: list[Path | None] = []
+    missing: list[str] = []
+    for section in sections:
+        if section["weights"] == "random":
+            paths.append(None)
+            continue
+        try:
+            paths.append(weights.resolve(str(section["weights"]), weights_dir=weights_dir))
+        except weights.WeightsUnavailable as exc:
+            missing.append(str(exc))
+            paths.append(None)
+    if missing:
+        raise weights.WeightsUnavailable("\n".join(missing))
+    return paths
+
+
 def _build(
-    builder: Callable[[dict], nn.Module],
-    section: Mapping[str, Any],
-    weights_dir: str | Path | None,
-    seed: int,
+    builder: Callable[[dict], nn.Module], section: Mapping[str, Any], path: Path | None, seed: int
 ) -> nn.Module:
     """Build one network and load its weights, or seed its random init when weights: random."""
-    if section["weights"] == "random":
+    if path is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return builder(dict(section["params"]))
-    path = weights.resolve(str(section["weights"]), weights_dir=weights_dir)
     return load_into(builder(dict(section["params"])), path)
