@@ -235,3 +235,20 @@ def test_paste_back_blends_only_inside_the_feathered_mask(detector, astronaut):
 def within(values: np.ndarray, low: float, high: float) -> bool:
     """All values lie in [low, high]."""
     return bool(values.min() >= low and values.max() <= high)
+
+
+def test_sideways_camera_photo_is_detected_upright(detector, tmp_path):
+    """EXIF orientation is honoured before detection: one upright face, eyes above the mouth."""
+    from PIL import Image
+
+    stored = Image.open(TEST_DATA / "astronaut.png").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "sideways.png", exif=exif)
+    photo = read_image(tmp_path / "sideways.png").pixels
+    faces = detector.detect(photo)
+    assert len(faces) == 1
+    marks = faces[0].landmarks
+    eye_gap = marks[1] - marks[0]
+    assert abs(eye_gap[1]) < 0.2 * abs(eye_gap[0])  # the eyes are level
+    assert marks[:2, 1].mean() + 20 < marks[3:, 1].mean()  # and above the mouth

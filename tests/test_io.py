@@ -62,3 +62,15 @@ def test_list_images_expands_folders_and_globs(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in list_images([tmp_path])] == ["a.jpg", "b.png"]
     assert [p.name for p in list_images([str(tmp_path / "*.png")])] == ["b.png"]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A camera JPEG stored sideways with orientation 6 is read upright (rotated 90° clockwise)."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored image
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "sideways.png", exif=exif)
+    upright = read_image(tmp_path / "sideways.png").pixels
+    assert upright.shape == (40, 20, 3)
+    assert upright[:10].mean() > 0.99 and upright[10:].mean() < 0.01  # the band is now on top
