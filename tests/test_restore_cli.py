@@ -344,3 +344,20 @@ def test_grayscale_photo_keeps_grayscale_faces(tmp_path):
         pixels = read_image(path).pixels
         assert np.abs(pixels[..., 0] - pixels[..., 1]).max() < 2 / 255
         assert np.abs(pixels[..., 1] - pixels[..., 2]).max() < 2 / 255
+
+
+def test_transparent_photo_keeps_its_alpha(tmp_path):
+    photo = np.asarray(Image.open(TEST_DATA / "astronaut.png").convert("RGBA")).copy()
+    photo[:, :100, 3] = 0  # a transparent strip on the left
+    source = tmp_path / "in" / "astronaut_rgba.png"
+    source.parent.mkdir()
+    Image.fromarray(photo).save(source)
+    out = tmp_path / "out"
+    result = run(
+        str(source), "-o", str(out), "--config", "tiny-random", "--steps", "ddim5", "--upscale", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert "transparency kept" in result.output
+    final = np.asarray(Image.open(out / "final" / "astronaut_rgba.png"))
+    assert final.shape == (512, 512, 4)
+    assert final[:, :90, 3].max() == 0 and final[:, 110:, 3].min() == 255

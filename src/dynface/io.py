@@ -41,6 +41,7 @@ class LoadedImage:
     bit_depth: int
     was_gray: bool
     had_alpha: bool
+    alpha: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -64,6 +65,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             im = ImageOps.exif_transpose(im)
             mode = im.mode
             pixels, bit_depth = _to_rgb_float(im)
+            alpha = _alpha(im)
     except ImageReadError:
         raise
     except Image.DecompressionBombError:
@@ -83,8 +85,16 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         mode=mode,
         bit_depth=bit_depth,
         was_gray=mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"),
-        had_alpha=mode in ("RGBA", "LA", "PA") or "transparency" in im.info,
+        had_alpha=alpha is not None,
+        alpha=alpha,
     )
+
+
+def _alpha(im: Image.Image) -> np.ndarray | None:
+    """The transparency of an image as float32 (H, W) in [0, 1], or None when it has none."""
+    if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
+        return None
+    return np.asarray(im.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
 
 
 def _to_rgb_float(im: Image.Image) -> tuple[np.ndarray, int]:
@@ -107,7 +117,10 @@ def _to_rgb_float(im: Image.Image) -> tuple[np.ndarray, int]:
 def write_image(
     path: str | Path, pixels: np.ndarray, overwrite: bool = False, quality: int = 95
 ) -> Path:
-    """Write float (H, W, 3) or (H, W) pixels in [0, 1] atomically; refuse to replace a file."""
+    """Write float (H, W, 3), (H, W, 4) RGBA or (H, W) pixels in [0, 1] atomically.
+
+    An existing file is kept unless `overwrite`; RGBA needs a format with alpha (PNG, WebP).
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(
@@ -120,6 +133,8 @@ def write_image(
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(
         suffix, "PNG"
     )
+    if data.ndim == 3 and data.shape[2] == 4 and fmt not in ("PNG", "WEBP"):
+        raise ValueError(f"{path}: {fmt} cannot hold transparency; write a .png instead")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
     try:

@@ -304,6 +304,13 @@ def _existing(
     return None
 
 
+def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Re-attach the input's transparency, resized to the output: RGBA (H, W, 4)."""
+    height, width = rgb.shape[:2]
+    resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.concatenate([rgb, np.clip(resized, 0, 1)[..., None]], axis=2)
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
@@ -352,6 +359,8 @@ def _finish(
     else:
         background = upscale_image(job.image.pixels, options.upscale)
         final = paste_back(background, restored, job.affines, photo_size=job.image.size)
+    if job.image.alpha is not None:
+        final = with_alpha(final, job.image.alpha)
     targets = planned_outputs(outdir, job.name, count, options.aligned)
     images = [final] + [image for k in range(count) for image in (job.crops[k], restored[k])]
     try:
@@ -367,6 +376,8 @@ def _finish(
     notes = []
     if job.image.was_gray:
         notes.append("grayscale input: restored faces kept grayscale")
+    if job.image.alpha is not None:
+        notes.append("transparency kept")
     if job.image.bit_depth > 8:
         notes.append(f"{job.image.bit_depth}-bit input written as 8-bit PNG")
     return PhotoResult(
