@@ -62,6 +62,8 @@ def test_overrides_and_bad_configs(tmp_path):
     assert config["diffusion"]["respacing"] == "ddim10" and config["method"]["mu"] == 0.1
     with pytest.raises(ConfigError, match="method.guidance"):
         load_config("tiny-random", {"guidance": "magic"})
+    with pytest.raises(ConfigError, match="dgsa_weights"):
+        load_config("tiny-random", {"dgsa": "learned"})
     with pytest.raises(ConfigError, match="neither a preset"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ValueError, match="unknown method setting.*muu"):

@@ -88,6 +88,11 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"method.guidance must be one of {GUIDANCE_MODES}, got {method['guidance']!r}"
         )
+    if method.get("dgsa") == "learned" and not method.get("dgsa_weights"):
+        raise ConfigError(
+            "method.dgsa: learned needs method.dgsa_weights (a .safetensors file from "
+            "`dynface train dgsa`); or use dgsa: heuristic"
+        )
     eta = method.get("eta", "dynamic")
     if eta != "dynamic" and not (isinstance(eta, int | float) and 0 <= eta <= 1):
         raise ConfigError(f"method.eta must be 'dynamic' or a number in [0, 1], got {eta!r}")
