@@ -158,3 +158,26 @@ def test_missing_weights_are_all_named_before_any_network_is_built(monkeypatch):
     assert "iddpm_ffhq512_ema500000.pth" in message
     assert "swinir_restoration512_L1.pth" in message
     assert "--weights-dir" in message
+
+
+def test_learned_dgsa_runs_inside_the_sampler(tmp_path):
+    from safetensors.torch import save_file
+
+    from dynface.nets.dgsa import DGSANet
+
+    torch.manual_seed(0)
+    save_file(DGSANet().state_dict(), tmp_path / "dgsa.safetensors")
+    restorer = Restorer.from_config(
+        "tiny-random",
+        device="cpu",
+        overrides={
+            "dgsa": "learned",
+            "method.dgsa_weights": str(tmp_path / "dgsa.safetensors"),
+            "respacing": "ddim10",
+        },
+    )
+    faces = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    result = restorer.restore_aligned(faces, seed=0)
+    for trace in result.traces:
+        assert trace["dgsa"] == "learned"
+        assert 0 < trace["dgsa_mean"] < 1  # a sigmoid map, evaluated at every guided step
