@@ -89,3 +89,33 @@ def test_safetensors_round_trip(tmp_path):
     x, t = torch.randn(1, 3, 32, 32), torch.tensor([10])
     with torch.no_grad():
         assert torch.equal(fresh(x, t), net(x, t))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_reduced_precision_forward_is_close_to_fp32(dtype):
+    """Both nets run in bf16 (fp16 is the same code path on a GPU) and stay near fp32."""
+    torch.manual_seed(0)
+    unet = tiny_unet().eval()
+    swinir = build_swinir(
+        dict(
+            img_size=4,
+            embed_dim=24,
+            depths=[2],
+            num_heads=[2],
+            window_size=4,
+            mlp_ratio=2,
+            sf=8,
+            upsampler="nearest+conv",
+            unshuffle=True,
+            unshuffle_scale=8,
+        )
+    ).eval()
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([10, 900])
+    with torch.no_grad():
+        reference = unet(x, t)
+        reduced = unet.to(dtype)(x, t)
+        assert reduced.dtype == x.dtype
+        assert (reduced - reference).abs().max() < 0.05 * reference.abs().max()
+        ref_ir = swinir(x.clamp(-1, 1) * 0.5 + 0.5)
+        low_ir = swinir.to(dtype)((x.clamp(-1, 1) * 0.5 + 0.5).to(dtype)).float()
+        assert (low_ir - ref_ir).abs().max() < 0.05 * ref_ir.abs().max()

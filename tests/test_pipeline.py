@@ -181,3 +181,13 @@ def test_learned_dgsa_runs_inside_the_sampler(tmp_path):
     for trace in result.traces:
         assert trace["dgsa"] == "learned"
         assert 0 < trace["dgsa_mean"] < 1  # a sigmoid map, evaluated at every guided step
+
+
+def test_bf16_restore_runs_end_to_end():
+    restorer = Restorer.from_config(
+        "tiny-random", device="cpu", precision="bf16", overrides={"respacing": "ddim10"}
+    )
+    faces = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    result = restorer.restore_aligned(faces, seed=0)
+    assert result.images.dtype == torch.float32 and result.images.shape == faces.shape
+    assert torch.isfinite(result.images).all()
