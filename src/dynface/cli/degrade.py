@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dynface.data.degrade import PROTOCOLS
+from dynface.data.protocols import PROTOCOLS
 
 Protocol = StrEnum("Protocol", {name: name for name in PROTOCOLS})
 

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from kornia.filters import filter2d
 from torch import Tensor
 
+from dynface.data.protocols import PROTOCOLS
+
 
 @dataclass(frozen=True)
 class DegradationConfig:
@@ -88,7 +90,6 @@ DIFFACE_GRID = {
     "noise": (1.0, 5.0, 10.0, 15.0, 20.0),
     "jpeg": (30, 40, 50, 60, 70),
 }
-PROTOCOLS = ("difface-celeba-test",)
 
 
 def _uniform(lo: float, hi: float, n: int, g: torch.Generator) -> Tensor:

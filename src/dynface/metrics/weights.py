@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from dynface.weights import (
     WeightsCorrupted,
@@ -21,6 +20,9 @@ from dynface.weights import (
     resolve,
     sha256_file,
 )
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "METRIC_WEIGHTS",
@@ -113,7 +115,7 @@ _add(
 
 def load_state_dict(
     name: str, weights_dir: str | os.PathLike[str] | None = None, download: bool = False
-) -> dict[str, torch.Tensor]:
+) -> dict[str, Tensor]:
     """Tensors of a registered metric weight file, checked; raises WeightsUnavailable/Corrupted."""
     path = Path(resolve(name, weights_dir=weights_dir, download=download))
     entry = METRIC_WEIGHTS.get(name)
@@ -124,10 +126,10 @@ def load_state_dict(
                 f"{path}: sha256 {digest} does not start with {entry.sha256_prefix}, the hash "
                 f"published in the file name; delete it and fetch {entry.spec.url} again"
             )
+    from dynface.checkpoints import CheckpointError
+    from dynface.checkpoints import load_state_dict as read_checkpoint
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which and why
-        raise WeightsCorrupted(f"{path}: not a loadable weight file ({exc})") from None
-    if not isinstance(state, dict):
-        raise WeightsCorrupted(f"{path}: expected a state dict, found {type(state).__name__}")
-    return state
+        return read_checkpoint(path)
+    except CheckpointError as exc:  # a truncated or foreign file: say which and why
+        raise WeightsCorrupted(str(exc)) from None
