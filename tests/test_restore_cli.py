@@ -329,6 +329,13 @@ def test_demo_restores_the_packaged_samples(tmp_path):
     finals = sorted(p.name for p in (tmp_path / "final").iterdir())
     assert finals == ["astronaut_degraded.png", "grace_hopper_degraded.png"]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2
+    sheet = read_image(tmp_path / "compare" / "astronaut_degraded.png").pixels
+    crop = read_image(tmp_path / "faces" / "cropped" / "astronaut_degraded_00.png").pixels
+    restored = read_image(tmp_path / "faces" / "restored" / "astronaut_degraded_00.png").pixels
+    size = crop.shape[0]
+    assert sheet.shape == (size, 2 * size + 8, 3)
+    assert np.abs(sheet[:, :size] - crop).max() < 1 / 255 + 1e-6
+    assert np.abs(sheet[:, size + 8 :] - restored).max() < 1 / 255 + 1e-6
 
 
 def test_grayscale_photo_keeps_grayscale_faces(tmp_path):

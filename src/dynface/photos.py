@@ -65,6 +65,7 @@ class RestoreOptions:
     batch_size: int = 4
     seed: int | None = None
     save_trace: bool = False
+    save_comparison: bool = False
     overwrite: bool = False
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
@@ -161,6 +162,22 @@ def planned_outputs(outdir: Path, name: str, faces: int, aligned: bool) -> list[
 def trace_path(outdir: Path, name: str) -> Path:
     """Where the JSON trace of one photo goes."""
     return outdir / "traces" / f"{name}.json"
+
+
+def comparison_path(outdir: Path, name: str) -> Path:
+    """Where the before/after sheet of one photo's faces goes."""
+    return outdir / "compare" / f"{name}.png"
+
+
+def comparison_sheet(crops: np.ndarray, restored: np.ndarray, gap: int = 8) -> np.ndarray:
+    """One row per face, input crop left and restored face right, on a white background."""
+    count, size = crops.shape[0], crops.shape[1]
+    sheet = np.ones((count * size + (count - 1) * gap, 2 * size + gap, 3), np.float32)
+    for k in range(count):
+        top = k * (size + gap)
+        sheet[top : top + size, :size] = crops[k]
+        sheet[top : top + size, size + gap :] = restored[k]
+    return sheet
 
 
 def restore_photos(
@@ -296,6 +313,8 @@ def _existing(
     paths = planned_outputs(outdir, name, faces, options.aligned)
     if options.save_trace:
         paths.append(trace_path(outdir, name))
+    if options.save_comparison:
+        paths.append(comparison_path(outdir, name))
     for target in paths:
         if target.exists():
             return PhotoResult(
@@ -368,6 +387,9 @@ def _finish(
             write_image(target, pixels, overwrite=options.overwrite)
             for target, pixels in zip(targets, images, strict=True)
         ]
+        if options.save_comparison:
+            sheet = comparison_sheet(job.crops[:count], restored)
+            written.append(write_image(comparison_path(outdir, job.name), sheet, options.overwrite))
         if options.save_trace:
             record = _trace(job, restorer, options)
             written.append(write_json(trace_path(outdir, job.name), record, options.overwrite))

@@ -41,7 +41,8 @@ def demo(
 ) -> None:
     """Restore the sample photos shipped with dynface (astronaut, Grace Hopper; public domain).
 
-    Same outputs as `dynface restore`, with traces: final/, faces/, traces/.
+    Same outputs as `dynface restore`, with traces and before/after sheets: final/, faces/,
+    traces/, compare/.
     """
     restore(
         inputs=[str(sample_photos_dir())],
@@ -56,6 +57,7 @@ def demo(
         upscale=2.0,
         only_center_face=False,
         save_trace=True,
+        save_comparison=True,
         overwrite=overwrite,
         batch_size=4,
     )

@@ -123,6 +123,9 @@ def restore(
     save_trace: bool = typer.Option(
         False, "--save-trace", help="Write traces/NAME.json (faces, transforms, method steps)."
     ),
+    save_comparison: bool = typer.Option(
+        False, "--save-comparison", help="Write compare/NAME.png: each face before and after."
+    ),
     overwrite: OverwriteOption = False,
     batch_size: int = typer.Option(4, min=1, help="Faces restored together (across photos)."),
 ) -> None:
@@ -177,6 +180,7 @@ def restore(
         batch_size=batch_size,
         seed=seed,
         save_trace=save_trace,
+        save_comparison=save_comparison,
         overwrite=overwrite,
     )
     started = time.perf_counter()
