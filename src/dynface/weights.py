@@ -440,8 +440,9 @@ def _unavailable_message(
     spec: WeightSpec, reason: str, weights_dir: str | os.PathLike[str] | None
 ) -> str:
     target = Path(weights_dir).expanduser() if weights_dir else cache_dir()
-    offline = ENV_OFFLINE in reason
-    command = "" if offline or not spec.url else f"run `dynface weights download {spec.name}`, or "
+    # Suggest the download command only when no download was tried (it cannot help otherwise).
+    tried = ENV_OFFLINE in reason or reason.startswith("download from")
+    command = "" if tried or not spec.url else f"run `dynface weights download {spec.name}`, or "
     return (
         f"Weight file {spec.filename} is not available ({reason}): {command}download it from "
         f"{spec.url} "
