@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from _common import environment, official_params, timed, write_result
-from dynface.api import pick_device
+from dynface.devices import pick_device
 from dynface.method.dblm import guidance_images, guidance_levels
 from dynface.method.dgsa import make_dgsa
 from dynface.method.guidance import blend, guide

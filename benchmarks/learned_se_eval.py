@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from dynface.data.datasets import manifest_faces, resize_square
+from dynface.data.datasets import manifest_faces
 from dynface.data.degrade import DegradationConfig, degrade, sample_degradations
 from dynface.data.targets import equivalent_blur_level
 from dynface.io import read_image, to_tensor
@@ -26,6 +26,7 @@ from dynface.method.blur import gaussian_blur
 from dynface.method.dblm import zero_shot_blur_level
 from dynface.method.learned_se import load_estimator
 from dynface.nets.estimator import SDE, SE, TM
+from dynface.resize import resize
 
 LEVELS = torch.tensor([1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0])
 HELD_OUT = ["redegnet/ffhq512_hq", "dmdnet_celebref/refs_hq/00005", "dmdnet_celebref/refs_hq/00022"]
@@ -72,7 +73,7 @@ def main() -> None:
     blur_target, blur_s_star, mix_target = [], [], []
     start = time.perf_counter()
     for path in paths:
-        x = resize_square(to_tensor(read_image(path).pixels), 512).clamp(0, 1)
+        x = resize(to_tensor(read_image(path).pixels), 512, mode="bilinear").clamp(0, 1)
         r = x.expand(len(LEVELS), -1, -1, -1)
         y = gaussian_blur(r, LEVELS) + 0.01 * torch.randn(r.shape, generator=gen)
         y = (y.clamp(0, 1) * 255).round() / 255

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from _common import environment, official_params, timed, write_result
-from dynface.api import pick_device
+from dynface.devices import pick_device
 from dynface.nets import build_unet
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynface.data.datasets import resize_square
 from dynface.io import read_image, to_tensor
 from dynface.method.blur import gaussian_blur
 from dynface.method.learned_se import learned_blur_level, load_estimator, shipped_weights
 from dynface.nets.estimator import SE
+from dynface.resize import resize
 
 from .conftest import TEST_DATA
 
@@ -20,7 +20,7 @@ def test_shipped_weights_are_small_and_hold_tm_and_sde():
 
 
 def test_more_blur_gives_a_larger_estimate_and_batches_agree():
-    x = resize_square(to_tensor(read_image(TEST_DATA / "astronaut_face.png").pixels), 512)
+    x = resize(to_tensor(read_image(TEST_DATA / "astronaut_face.png").pixels), 512, mode="bilinear")
     levels = torch.tensor([1.0, 4.0, 10.0])
     y = gaussian_blur(x.expand(3, -1, -1, -1), levels).clamp(0, 1)
     s = learned_blur_level(y)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from dynface import weights
 from dynface.checkpoints import load_into
 from dynface.config import load_config
+from dynface.devices import pick_device
 from dynface.diffusion import Diffusion
 from dynface.method.pipeline import MethodSettings, Pipeline
 from dynface.nets import build_swinir, build_unet
@@ -26,22 +27,6 @@ class RestoreResult:
 
     images: Tensor
     traces: list[dict[str, Any]]
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """Resolve "auto" to cuda, then mps, then cpu; check that an explicit choice exists."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("--device mps was asked for, but this PyTorch build has no MPS")
-    return torch.device(name)
 
 
 class Restorer:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from dynface.devices import pick_device
+
 T = TypeVar("T")
 
 
@@ -22,13 +24,6 @@ def has_accelerator() -> bool:
     """True when torch sees a GPU-like device (CUDA, MPS, XPU, ...)."""
     probe = getattr(torch, "accelerator", None)
     return bool(probe.is_available()) if probe is not None else torch.cuda.is_available()
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> the first CUDA device when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def launched_world_size() -> int:
@@ -76,7 +71,7 @@ def processes(device: str = "auto") -> Processes:
     """The processes of this run; `device` is honoured as given when there is only one."""
     world = launched_world_size()
     if world <= 1:
-        return Processes(device=resolve_device(device))
+        return Processes(device=pick_device(device))
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(
             f"--device {device} names one device, but {world} processes were launched; "

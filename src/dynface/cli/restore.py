@@ -50,8 +50,8 @@ STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 
 
 def check_options(config: str, device: str, precision: str, steps: str | None) -> None:
     """Reject a bad --config, --steps, --device or --precision before loading any network."""
-    from dynface.api import pick_device
     from dynface.config import ConfigError, load_config
+    from dynface.devices import pick_device
     from dynface.diffusion.schedule import respaced_timesteps
 
     try:

@@ -14,27 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dynface.data.degrade import DegradationConfig, RandomDegradation
+from dynface.data.degrade import DegradationConfig, RandomDegradation, to_gray
 from dynface.data.targets import S_MAX, equivalent_blur_level
 from dynface.io import list_images, read_image, to_tensor
 from dynface.method.blur import gaussian_blur
+from dynface.resize import resize
 
 
 def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
     """A generator on `device` seeded from a host generator (large noise is drawn on the device)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     return torch.Generator(device=device).manual_seed(seed)
-
-
-def resize_square(x: Tensor, size: int) -> Tensor:
-    """Resize a (B, C, H, W) batch to size x size with antialiasing (identity when already so)."""
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def manifest_faces(
@@ -82,7 +75,7 @@ class FaceImages(Dataset):
         base = index % len(self.paths)
         if base not in self._cache:
             image = to_tensor(read_image(self.paths[base]).pixels)
-            self._cache[base] = resize_square(image, self.size)[0]
+            self._cache[base] = resize(image, self.size, mode="bilinear")[0]
         image = self._cache[base]
         return image.flip(-1) if index >= len(self.paths) else image
 
@@ -119,8 +112,7 @@ class DegradedPairs:
         y, params = RandomDegradation(self.config, self.pixel_scale)(x, generator)
         gray = torch.tensor([d.gray for d in params], device=x.device)[:, None, None, None]
         if bool(gray.any()):  # a gray input is paired with a gray target (GFPGAN's convention)
-            w = torch.tensor([0.299, 0.587, 0.114], device=x.device)[None, :, None, None]
-            x = torch.where(gray, (x * w).sum(1, keepdim=True).expand_as(x), x)
+            x = torch.where(gray, to_gray(x), x)
         s = equivalent_blur_level(x, y, pixel_scale=self.pixel_scale)
         target = gaussian_blur(x, s * self.pixel_scale)
         return y, target, s

@@ -175,7 +175,7 @@ def _jpeg(image: Tensor, quality: int) -> Tensor:
     return tensor.to(image.device, torch.float32) / 255.0
 
 
-def _to_gray(x: Tensor) -> Tensor:
+def to_gray(x: Tensor) -> Tensor:
     """ITU-R 601 luma repeated over three channels (OpenCV's RGB2GRAY weights)."""
     w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
     return (x * w[:, None, None]).sum(dim=-3, keepdim=True).expand_as(x)
@@ -219,7 +219,7 @@ def degrade(
         if lr.shape[-2:] != (h, w):
             lr = F.interpolate(lr, size=(h, w), mode="bilinear", align_corners=False)
         lr = lr.clamp(0, 1)
-        out.append(_to_gray(lr) if d.gray else lr)
+        out.append(to_gray(lr) if d.gray else lr)
     return torch.cat(out)
 
 

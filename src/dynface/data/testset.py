@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from dynface.data.datasets import resize_square
 from dynface.data.degrade import Degradation, degrade, sample_protocol
 from dynface.io import read_image, to_numpy, to_tensor, write_image
+from dynface.resize import resize
 
 CSV_NAME = "degradations.csv"
 
@@ -44,7 +44,9 @@ def write_test_set(
     params = sample_protocol(len(paths), protocol, torch.Generator().manual_seed(seed))
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        x = torch.cat([resize_square(to_tensor(read_image(p).pixels), size) for p in chunk])
+        x = torch.cat(
+            [resize(to_tensor(read_image(p).pixels), size, mode="bilinear") for p in chunk]
+        )
         x = x.clamp(0, 1).to(device)
         y = degrade(x, params[start : start + batch_size])
         for path, clean, lq in zip(chunk, x, y, strict=True):

@@ -8,13 +8,12 @@ SE = SDE(TM(y)) plugs into the same `BlurLevelEstimator` interface.
 
 from __future__ import annotations
 
-import math
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from dynface.method.blur import gaussian_blur
+from dynface.method.blur import continuous_transfer, gaussian_blur
 from dynface.method.spectra import bin_frequencies, power_spectrum2d, radial_average
 
 #: Blur levels are expressed in px at 512 and clipped to [0, S_MAX].
@@ -42,7 +41,7 @@ def _fit_loss(py: Tensor, pr: Tensor, freqs: Tensor, s: Tensor) -> Tensor:
     N >= 0 is the closed-form least-squares floor for each s, weighted by 1/P_y^2 so that it
     minimises the relative (log) error to first order.
     """
-    k2 = torch.exp(-4 * math.pi**2 * s[..., None] ** 2 * freqs**2)  # (B, S, F)
+    k2 = continuous_transfer(s, freqs).square()  # (B, S, F)
     model = k2 * pr[:, None, :]
     weight = py.reciprocal().square()[:, None, :]
     floor = ((py[:, None, :] - model) * weight).sum(-1) / weight.sum(-1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,11 +18,13 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from dynface.diffusion.schedule import beta_schedule
 from dynface.io import list_images, read_image, to_tensor
+from dynface.method.blur import continuous_transfer
 from dynface.method.spectra import bin_frequencies, radial_power_spectrum
+from dynface.resize import resize
 
 FORMAT = "dynface-dsst"
 FORMAT_VERSION = 1
@@ -38,12 +39,9 @@ CALIBRATION = (12.0, 925)
 ALIGNED_LABELS = ("aligned512", "aligned1024")
 
 
-def linear_alphas_cumprod(
-    steps: int = STEPS, beta_start: float = BETA_START, beta_end: float = BETA_END
-) -> Tensor:
-    """alphabar_t of the linear beta schedule (float64, (steps,)), as in iDDPM / DifFace."""
-    betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, dim=0)
+def linear_alphas_cumprod(steps: int = STEPS) -> Tensor:
+    """alphabar_t of the sampler's linear beta schedule (float64, (steps,))."""
+    return torch.cumprod(1.0 - beta_schedule("linear", steps), dim=0)
 
 
 def default_grid(step: float = 0.25, s_max: float = 16.0) -> Tensor:
@@ -56,7 +54,7 @@ def spectral_distance(
 ) -> Tensor:
     """D_t(s) for every step t and blur level s: (T, S), float64."""
     p = power.to(torch.float64)[None, None, :]
-    k2 = torch.exp(-4 * math.pi**2 * sigma[:, None] ** 2 * freqs[None, :] ** 2)[None]
+    k2 = continuous_transfer(sigma, freqs).square()[None]
     a = alphas_cumprod.to(torch.float64)[:, None, None]
     sharp = torch.log(a * p + (1 - a))
     blurred = torch.log(a * k2 * p + (1 - a))
@@ -74,13 +72,6 @@ def calibrate_tol(power: Tensor, freqs: Tensor, alphas_cumprod: Tensor, s: float
     """The tol that puts t(s) exactly at t: midway between D_t(s) and D_{t-1}(s)."""
     d = spectral_distance(power, freqs, torch.tensor([s], dtype=torch.float64), alphas_cumprod)
     return float(0.5 * (d[t, 0] + d[t - 1, 0]))
-
-
-def _resize(x: Tensor, size: int) -> Tensor:
-    """Antialiased bicubic resize of a (B, 3, H, W) batch to size x size, clamped to [0, 1]."""
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bicubic", antialias=True).clamp(0, 1)
 
 
 def face_paths(sources: Sequence[str | Path]) -> list[Path]:
@@ -112,7 +103,9 @@ def _manifest_faces(manifest: Path) -> list[Path]:
 def _batches(paths: list[Path], size: int, batch: int) -> Iterator[Tensor]:
     """Faces as (b, 3, size, size) batches in [0, 1]."""
     for i in range(0, len(paths), batch):
-        images = [_resize(to_tensor(read_image(p).pixels), size) for p in paths[i : i + batch]]
+        images = [
+            resize(to_tensor(read_image(p).pixels), size).clamp(0, 1) for p in paths[i : i + batch]
+        ]
         yield torch.cat(images)
 
 
@@ -124,7 +117,8 @@ def mean_face_spectrum(
         if faces.ndim != 4 or faces.shape[1] != 3:
             raise ValueError(f"expected faces as (B, 3, H, W) in [0, 1], got {tuple(faces.shape)}")
         stream: Iterator[Tensor] = (
-            _resize(faces[i : i + batch].float(), size) for i in range(0, len(faces), batch)
+            resize(faces[i : i + batch].float(), size).clamp(0, 1)
+            for i in range(0, len(faces), batch)
         )
         count = faces.shape[0]
     else:

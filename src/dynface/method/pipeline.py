@@ -31,6 +31,7 @@ from dynface.method.dgsa import make_dgsa
 from dynface.method.dsst import DSSTable, to_respaced_index
 from dynface.method.eta import dynamic_eta
 from dynface.method.guidance import active_targets, blend, guide, refine_blur_levels
+from dynface.resize import resize
 
 #: Side of the DGSA thumbnail stored in each trace.
 THUMBNAIL = 16
@@ -131,14 +132,14 @@ class Pipeline:
         height, width = y.shape[-2:]
         y = y.to(self.device, torch.float32)
         start = self._sync()
-        work = _resize(y, self.image_size)
+        work = resize(y, self.image_size).clamp(0, 1)
         r = self.restorer(work.to(_dtype(self.restorer))).float().clamp(0, 1)
         timing = {"restorer_s": self._sync() - start}
         if self.settings.mode == "difface":
             x, traces = self._difface(r, generator, progress, on_plan, timing, initial_noise)
         else:
             x, traces = self._dynface(work, r, generator, progress, on_plan, timing, initial_noise)
-        out = _resize(((x.float() + 1) / 2).clamp(0, 1), (height, width))
+        out = resize((x.float() + 1) / 2, (height, width)).clamp(0, 1)
         return out, traces
 
     def _difface(self, r, generator, progress, on_plan, timing, noise):
@@ -265,14 +266,6 @@ def _build_estimator(spec: str | Mapping[str, Any], device: torch.device) -> Blu
 
 def _dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
-
-
-def _resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
-    """Antialiased bicubic resize (identity when the size already matches)."""
-    target = (size, size) if isinstance(size, int) else size
-    if tuple(x.shape[-2:]) == tuple(target):
-        return x
-    return F.interpolate(x, size=target, mode="bicubic", antialias=True, align_corners=False)
 
 
 def _randn(shape, generator: torch.Generator | None, device: torch.device) -> Tensor:

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynface.data.datasets import resize_square
 from dynface.data.targets import S_MAX
+from dynface.resize import resize
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -49,7 +49,7 @@ class SDE(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B,) blur std in px at 512."""
-        h = self.body(self.stem(resize_square(y, self.work_size) * 2 - 1))
+        h = self.body(self.stem(resize(y, self.work_size, mode="bilinear") * 2 - 1))
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return self.s_max * torch.sigmoid(self.head(pooled)[:, 0])
 
@@ -78,7 +78,7 @@ class TM(nn.Module):
 
     def forward(self, y: Tensor, out_size: int | None = None) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, S, S); S = `out_size`, default the working size."""
-        x = resize_square(y, self.work_size) * 2 - 1
+        x = resize(y, self.work_size, mode="bilinear") * 2 - 1
         skips = [self.inp(x)]
         for block in self.down:
             skips.append(block(skips[-1]))

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynface.data.datasets import BlurredFaces, DegradedPairs, resize_square
+from dynface.data.datasets import BlurredFaces, DegradedPairs
 from dynface.data.degrade import DegradationConfig
 from dynface.method.blur import gaussian_blur
 from dynface.nets.estimator import SDE, SE, TM
+from dynface.resize import resize
 from dynface.train.config import TrainConfig
 
 #: Blur levels (px at 512) of the SDE validation set: every held-out face at every level.
@@ -135,7 +136,7 @@ class TMTask(_PairTask):
         with exact(x):
             y, target, _ = self.maker(x, g)
         pred = model(y)
-        loss = F.l1_loss(pred.float(), resize_square(target, pred.shape[-1]))
+        loss = F.l1_loss(pred.float(), resize(target, pred.shape[-1], mode="bilinear"))
         return loss, {"l1": loss.item()}
 
     @torch.no_grad()
@@ -143,7 +144,7 @@ class TMTask(_PairTask):
         mse, l1 = [], []
         for y, target, _ in self._val_pairs(x):
             pred = model(y).float()
-            target = resize_square(target, pred.shape[-1])
+            target = resize(target, pred.shape[-1], mode="bilinear")
             l1.append((pred - target).abs().mean(dim=(1, 2, 3)))
             mse.append((pred - target).pow(2).mean(dim=(1, 2, 3)))
         mse_t = torch.cat(mse)
@@ -173,7 +174,7 @@ class SETask(_PairTask):
             y, target, s = self.maker(x, g)
         pred, blurred = model(y, return_blurred=True)
         s_loss = F.l1_loss(pred.float(), s)
-        tm_loss = F.l1_loss(blurred.float(), resize_square(target, blurred.shape[-1]))
+        tm_loss = F.l1_loss(blurred.float(), resize(target, blurred.shape[-1], mode="bilinear"))
         loss = s_loss + float(self.args.get("tm_weight", 1.0)) * tm_loss
         return loss, {"mae_px": s_loss.item(), "tm_l1": tm_loss.item()}
 
