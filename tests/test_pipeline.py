@@ -163,6 +163,7 @@ def test_missing_weights_are_all_named_before_any_network_is_built(monkeypatch):
 def test_learned_dgsa_runs_inside_the_sampler(tmp_path):
     from safetensors.torch import save_file
 
+    from dynface.method.dgsa import LearnedDGSA
     from dynface.nets.dgsa import DGSANet
 
     torch.manual_seed(0)
@@ -178,9 +179,21 @@ def test_learned_dgsa_runs_inside_the_sampler(tmp_path):
     )
     faces = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     result = restorer.restore_aligned(faces, seed=0)
+    assert isinstance(restorer.pipeline.dgsa, LearnedDGSA)
     for trace in result.traces:
         assert trace["dgsa"] == "learned"
         assert 0 < trace["dgsa_mean"] < 1  # a sigmoid map, evaluated at every guided step
+        assert trace["dgsa_thumbnail"] is None  # only the static heuristic map has one
+    # The map really scales the guidance: with the same noise, a network that outputs ~0 (no
+    # guidance) gives another result than the saved one.
+    silent = DGSANet()
+    for param in silent.parameters():
+        torch.nn.init.zeros_(param)
+    final_bias = [m for m in silent.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias
+    torch.nn.init.constant_(final_bias, -20.0)
+    restorer.pipeline.dgsa = LearnedDGSA(silent)
+    unguided = restorer.restore_aligned(faces, seed=0)
+    assert not torch.allclose(unguided.images, result.images)
 
 
 def test_bf16_restore_runs_end_to_end():
