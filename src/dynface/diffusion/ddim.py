@@ -31,6 +31,7 @@ class Diffusion:
         self.timesteps = torch.tensor(kept, dtype=torch.long)
         self.base_alphas_cumprod = base
         self.alphas_cumprod = base[self.timesteps]
+        self._device_tables: dict[tuple[str, torch.device], Tensor] = {}
         self.alphas_cumprod_prev = torch.cat(
             [torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]]
         )
@@ -40,21 +41,27 @@ class Diffusion:
         """Number of respaced steps."""
         return len(self.timesteps)
 
-    def _coef(self, table: Tensor, index: Tensor | int, like: Tensor) -> Tensor:
-        idx = torch.as_tensor(index, device=table.device).long().expand(like.shape[0])
-        return table[idx].to(device=like.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    def _coef(self, name: str, index: Tensor | int, like: Tensor) -> Tensor:
+        """Schedule values at `index` (int or one per sample) as (B, 1, 1, 1) float32 on like's
+        device; each table is copied to a device once, not at every step."""
+        table = self._device_tables.get((name, like.device))
+        if table is None:
+            table = getattr(self, name).to(like.device, torch.float32)
+            self._device_tables[(name, like.device)] = table
+        idx = torch.as_tensor(index, device=like.device).long().expand(like.shape[0])
+        return table[idx].view(-1, 1, 1, 1)
 
     def q_sample(self, x0: Tensor, index: Tensor | int, noise: Tensor | None = None) -> Tensor:
         """Noise clean images `x0` to respaced step `index` (int or one per sample)."""
         noise = torch.randn_like(x0) if noise is None else noise
-        a = self._coef(self.alphas_cumprod, index, x0)
+        a = self._coef("alphas_cumprod", index, x0)
         return (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(x0.dtype)
 
     def predict(self, model: nn.Module, x: Tensor, index: int) -> tuple[Tensor, Tensor]:
         """Model epsilon and the clipped x0 prediction at respaced step `index`."""
         t = self.timesteps[index].to(x.device).expand(x.shape[0])
         eps = model(x, t)[:, : x.shape[1]].float()
-        a = self._coef(self.alphas_cumprod, index, x)
+        a = self._coef("alphas_cumprod", index, x)
         x0 = ((x.float() - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
         return eps, x0
 
@@ -62,8 +69,8 @@ class Diffusion:
         self, x0: Tensor, eps: Tensor, index: int, eta: float | Tensor, noise: Tensor | None
     ) -> Tensor:
         """x_{t-1} from x0 and epsilon (DDIM equation 12); `eta` scalar or one per sample."""
-        a = self._coef(self.alphas_cumprod, index, x0)
-        a_prev = self._coef(self.alphas_cumprod_prev, index, x0)
+        a = self._coef("alphas_cumprod", index, x0)
+        a_prev = self._coef("alphas_cumprod_prev", index, x0)
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=x0.device).reshape(-1, 1, 1, 1)
         sigma = eta_t * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
         mean = x0 * a_prev.sqrt() + (1 - a_prev - sigma**2).sqrt() * eps
