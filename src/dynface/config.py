@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from dynface.errors import UsageError
+
 PRESETS = ("default", "tiny-random")
 #: Short override names accepted besides dotted keys (as the CLI flags use them).
 ALIASES = {
@@ -29,7 +31,7 @@ GUIDANCE_MODES = ("closed-form", "gradient", "none")
 METHOD_MODES = ("dynface", "difface")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A config that cannot be used; the message names the key and the accepted values."""
 
 

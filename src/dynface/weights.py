@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from dynface.errors import ResourceError
+
 ENV_HOME = "DYNFACE_HOME"
 ENV_MIRROR = "DYNFACE_WEIGHTS_URL"
 ENV_OFFLINE = "DYNFACE_OFFLINE"
@@ -37,11 +39,11 @@ _TIMEOUT_S = 30.0
 _DIFFACE_RELEASE = "https://github.com/zsyOAOA/DifFace/releases/download/V1.0"
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(ResourceError):
     """A weight file that is neither on disk nor downloadable; the message says where to put it."""
 
 
-class WeightsCorrupted(RuntimeError):
+class WeightsCorrupted(ResourceError):
     """A weight file whose sha256 or size differs from the expected one."""
 
 

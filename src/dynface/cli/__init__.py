@@ -44,8 +44,14 @@ def _root(
 
 def main() -> None:
     """Entry point of the console script: system errors end in one line, not a traceback."""
+    from dynface.errors import DynfaceError
+
     try:
         app(prog_name="dynface")
+    except DynfaceError as exc:
+        # Raised on purpose with a sentence for users: the class decides the exit status.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except OSError as exc:
         # Disk full, permission denied, a file vanishing mid-run: the user's environment, not a bug.
         print(f"error: {exc}; check the path, its permissions and free space", file=sys.stderr)

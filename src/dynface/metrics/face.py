@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dynface.errors import ResourceError
 
-class FaceModelsUnavailable(RuntimeError):
+
+class FaceModelsUnavailable(ResourceError):
     """dlib or its model files are not installed."""
 
 
