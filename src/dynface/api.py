@@ -95,6 +95,7 @@ class Restorer:
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
+        s_star: Tensor | None = None,
     ) -> RestoreResult:
         """Restore aligned faces (B, 3, H, W) in [0, 1], any size; same size out, with traces.
 
@@ -102,6 +103,7 @@ class Restorer:
         `progress(n)` is called after every sampling step with the faces evaluated in it, and
         `on_plan(n)` before each batch's sampling with the total that batch will report (the
         sum of its traces' "nfe"); the plans of all batches add up to the sum of progress.
+        `s_star` (B,) replaces the estimated blur levels (see `estimate_blur`).
         """
         if images.ndim == 3:
             images = images[None]
@@ -115,12 +117,22 @@ class Restorer:
         step = batch_size or len(images)
         outputs, traces = [], []
         for first in range(0, len(images), step):
+            levels = None if s_star is None else torch.as_tensor(s_star)[first : first + step]
             out, trace = self.pipeline.restore(
-                images[first : first + step], generator, progress, on_plan=on_plan
+                images[first : first + step], generator, progress, on_plan=on_plan, s_star=levels
             )
             outputs.append(out.cpu())
             traces.extend(trace)
         return RestoreResult(torch.cat(outputs), traces)
+
+    def estimate_blur(self, images: Tensor) -> Tensor | None:
+        """Blur levels s* (B,) (px at 512) of aligned faces (B, 3, H, W) in [0, 1], on the host.
+
+        What `restore_aligned` would estimate, without sampling: a video smooths them along a
+        face's track and passes them back as `s_star`. None in the difface mode (no s*).
+        """
+        s_star = self.pipeline.estimate_blur(images)
+        return None if s_star is None else s_star.cpu()
 
 
 def _resolve_weights(

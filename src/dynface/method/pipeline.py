@@ -118,6 +118,7 @@ class Pipeline:
         progress: Callable[[int], None] | None = None,
         initial_noise: Tensor | None = None,
         on_plan: Callable[[int], None] | None = None,
+        s_star: Tensor | None = None,
     ) -> tuple[Tensor, list[dict[str, Any]]]:
         """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
 
@@ -126,6 +127,8 @@ class Pipeline:
         is called after each sampling step with the faces evaluated in it; `on_plan(total)`,
         once the start steps are known and before sampling, with the sum of those counts (the
         batch's network evaluations, the sum of the traces' "nfe"), so a caller can show an ETA.
+        `s_star` (B,), px at 512, replaces the estimated blur levels (video smooths them along a
+        face's track); the dynface mode only.
         """
         if y.ndim != 4 or y.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch of RGB faces, got {tuple(y.shape)}")
@@ -138,9 +141,24 @@ class Pipeline:
         if self.settings.mode == "difface":
             x, traces = self._difface(r, generator, progress, on_plan, timing, initial_noise)
         else:
-            x, traces = self._dynface(work, r, generator, progress, on_plan, timing, initial_noise)
+            x, traces = self._dynface(
+                work, r, generator, progress, on_plan, timing, initial_noise, s_star
+            )
         out = resize((x.float() + 1) / 2, (height, width)).clamp(0, 1)
         return out, traces
+
+    @torch.no_grad()
+    def estimate_blur(self, y: Tensor) -> Tensor | None:
+        """Blur levels s* (B,) in px at 512 of aligned faces in [0, 1]; None in difface mode."""
+        if self.settings.mode == "difface":
+            return None
+        work = resize(y.to(self.device, torch.float32), self.image_size).clamp(0, 1)
+        r = self.restorer(work.to(_dtype(self.restorer))).float().clamp(0, 1)
+        return self._blur_levels(work, r)
+
+    def _blur_levels(self, work: Tensor, r: Tensor) -> Tensor:
+        """s* (B,) in px at 512 from the working-size input and the restorer's output."""
+        return (self.estimator(work, r).float() / self.estimator_px_scale).clamp(0, 16)
 
     def _difface(self, r, generator, progress, on_plan, timing, noise):
         t0 = self._sync()
@@ -169,10 +187,14 @@ class Pipeline:
         }
         return x, [dict(trace) for _ in range(r.shape[0])]
 
-    def _dynface(self, work, r, generator, progress, on_plan, timing, noise):
+    def _dynface(self, work, r, generator, progress, on_plan, timing, noise, s_star=None):
         settings, diffusion = self.settings, self.diffusion
         t0 = self._sync()
-        s_star = (self.estimator(work, r).float() / self.estimator_px_scale).clamp(0, 16)
+        if s_star is None:
+            s_star = self._blur_levels(work, r)
+        else:
+            s_star = torch.as_tensor(s_star, dtype=torch.float32, device=self.device)
+            s_star = s_star.reshape(len(r)).clamp(0, 16)
         s_levels = guidance_levels(s_star, settings.num_targets, settings.s_min)
         t_levels = self.dsst.start_step(s_levels.cpu()).to(self.device)
         start_index = to_respaced_index(t_levels[:, 0].cpu(), diffusion.timesteps).to(self.device)
