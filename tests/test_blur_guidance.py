@@ -16,7 +16,6 @@ from dynface.method.guidance import (
     data_term,
     gradient_guidance,
     guide,
-    refine_blur_levels,
     target_weights,
 )
 
@@ -98,17 +97,6 @@ def test_gradient_variant_decreases_the_data_term():
     assert torch.equal(by_name, gradient_guidance(x0, g, s, active))
     with pytest.raises(ValueError, match="unknown guidance mode"):
         guide(x0, g, s, active, mode="nope")
-
-
-def test_refinement_moves_s_towards_the_true_blur():
-    x = load_faces().float() * 2 - 1
-    true = torch.tensor([[2.0], [4.0]])
-    g = guidance_images(x, true)
-    start = torch.tensor([[2.6], [3.7]])
-    refined = refine_blur_levels(x, g, start, torch.ones(2, 1, dtype=torch.bool))
-    assert bool(((refined - true).abs() < (start - true).abs()).all()), refined
-    frozen = refine_blur_levels(x, g, start, torch.zeros(2, 1, dtype=torch.bool))
-    assert torch.equal(frozen, start)
 
 
 def test_blend_follows_the_map():

@@ -50,18 +50,18 @@ STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 
 
 def check_options(config: str, device: str, precision: str, steps: str | None) -> None:
     """Reject a bad --config, --steps, --device or --precision before loading any network."""
-    from dynface.config import ConfigError, load_config
+    from dynface.config import ConfigError, load_restore_config
     from dynface.devices import pick_device
     from dynface.diffusion.schedule import respaced_timesteps
 
     try:
-        loaded = load_config(config)
+        loaded = load_restore_config(config)
     except ConfigError as exc:
         raise typer.BadParameter(
             f"{exc}; pass a preset name or the path of a YAML config", param_hint="--config"
         ) from None
     if steps is not None:
-        total = int(loaded["diffusion"].get("steps", 1000))
+        total = loaded.diffusion.steps
         if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
             raise typer.BadParameter(
                 f"{steps!r} is not a step count; {STEPS_HINT}", param_hint="--steps"

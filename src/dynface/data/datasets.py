@@ -18,10 +18,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynface.data.degrade import DegradationConfig, RandomDegradation, to_gray
-from dynface.data.targets import S_MAX, equivalent_blur_level
+from dynface.data.targets import equivalent_blur_level
 from dynface.io import list_images, read_image, to_tensor
 from dynface.method.blur import gaussian_blur
 from dynface.resize import resize
+from dynface.units import S_MAX
 
 
 def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:

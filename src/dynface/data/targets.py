@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from dynface.method.blur import gaussian_blur
+from dynface.units import S_MAX
 
 S_STEP = 0.25
-S_MAX = 16.0
 PSNR_DB = 30.0
 #: Upper bound on the float elements of one blurred chunk (about 128 MB of float32).
 CHUNK_ELEMENTS = 2**25

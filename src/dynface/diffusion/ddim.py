@@ -3,19 +3,53 @@
 Matches DifFace's sampler: the model sees original timesteps, the x0 prediction is clipped to
 [-1, 1], and the update uses the model's own epsilon with the (possibly guided) x0. Samples of
 one batch may start at different steps (`start_index` per sample): a sample waits, unevaluated,
-until the loop reaches its start, so the UNet only runs on samples that are under way.
+until the loop reaches its start, so the UNet only runs on samples that are under way. Equation
+numbers refer to Song et al., "Denoising Diffusion Implicit Models" (ICLR 2021).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from dynface.diffusion.schedule import beta_schedule, respaced_timesteps
 
-X0Hook = Callable[[Tensor, int], Tensor]
+#: Replaces the x0 prediction of the samples under way: (x0 of those rows, index, rows) -> x0.
+X0Hook = Callable[[Tensor, int, Tensor], Tensor]
+#: Gaussian noise for the rows under way at a step: (rows, index) -> (len(rows), C, H, W).
+NoiseSampler = Callable[[Tensor, int], Tensor]
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the sampler's one callback receives after each step (k-diffusion style)."""
+
+    index: int  # respaced step just taken
+    t: int  # its original timestep
+    rows: Tensor  # (n,) the samples evaluated at this step
+    x: Tensor  # (B, C, H, W) every sample's state after the step
+    x0: Tensor  # (n, C, H, W) the (guided) x0 the rows' update used
+
+
+def noise_sampler(
+    generators: Generators, shape: Sequence[int], device: torch.device
+) -> NoiseSampler:
+    """Noise from one generator per sample (results independent of the batch), from one
+    generator shared by the batch, or from the global generator (None)."""
+    sample_shape = tuple(shape[1:])
+
+    def draw(rows: Tensor, index: int) -> Tensor:
+        if generators is None or isinstance(generators, torch.Generator):
+            size = (len(rows), *sample_shape)
+            return torch.randn(size, generator=generators, device=device)
+        chosen = [generators[int(row)] for row in rows.tolist()]
+        return torch.stack([torch.randn(sample_shape, generator=g, device=device) for g in chosen])
+
+    return draw
 
 
 class Diffusion:
@@ -86,12 +120,15 @@ class Diffusion:
         index: int,
         eta: float | Tensor = 0.0,
         noise: Tensor | None = None,
-        x0_hook: X0Hook | None = None,
+        guide: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One DDIM step from respaced `index`: returns (x_prev, x0 used for the update)."""
+        """One DDIM step from respaced `index`: returns (x_prev, x0 used for the update).
+
+        `guide` (optional) replaces the clipped x0 prediction before the update.
+        """
         eps, x0 = self.predict(model, x, index)
-        if x0_hook is not None:
-            x0 = x0_hook(x0, index)
+        if guide is not None:
+            x0 = guide(x0)
         return self.ddim_update(x0, eps, index, eta, noise).to(x.dtype), x0
 
     @torch.no_grad()
@@ -102,36 +139,42 @@ class Diffusion:
         start_index: int | Tensor,
         eta: float | Tensor = 0.0,
         x0_hook: X0Hook | None = None,
-        generator: torch.Generator | None = None,
-        progress: Callable[[int], None] | None = None,
+        noise: NoiseSampler | None = None,
+        callback: Callable[[StepInfo], None] | None = None,
     ) -> Tensor:
         """Run DDIM from `start_index` (int or one per sample) down to step 0.
 
-        `x` holds each sample's state at its own start step. The hook sees the whole batch; rows
-        of samples that have not started yet hold their waiting state and are left unchanged.
-        `progress(n)` is called after each step with the number of samples evaluated.
+        `x` holds each sample's state at its own start step. At each step only the samples
+        under way are evaluated; `x0_hook` sees their x0 and their row numbers. `noise` draws the
+        stochastic part (default: the global generator); `callback` gets a `StepInfo` per step.
         """
         b = x.shape[0]
-        starts = torch.as_tensor(start_index, device=x.device).long().expand(b)
+        starts = torch.as_tensor(start_index).cpu().long().expand(b)
         if int(starts.max()) >= self.num_steps or int(starts.min()) < 0:
             raise ValueError(f"start index must lie in [0, {self.num_steps - 1}]")
-        eta_all = torch.as_tensor(eta, dtype=torch.float32, device=x.device).flatten().expand(b)
+        eta_all = torch.as_tensor(eta, dtype=torch.float32).flatten().expand(b).to(x.device)
+        draw = noise or noise_sampler(None, x.shape, x.device)
         x = x.clone()
         for index in range(int(starts.max()), -1, -1):
-            active = starts >= index
-            rows = active.nonzero().squeeze(1)
-            xa = x[rows]
-            eps, x0 = self.predict(model, xa, index)
+            # 1. The samples under way: each joins at its own start index.
+            rows = (starts >= index).nonzero().squeeze(1)
+            on_device = rows.to(x.device)
+            # 2. Fresh noise for the stochastic term (sigma_t epsilon_t, eq. 12); none at t = 0.
+            step_noise = draw(rows, index) if index > 0 else None
+            # 3. Predict eps and x0 (eq. 9), guide x0, then the DDIM update (eq. 12).
+            guide = None
             if x0_hook is not None:
-                full = x.float().clone()
-                full[rows] = x0
-                x0 = x0_hook(full, index)[rows]
-            noise = None
-            if index > 0:
-                noise = torch.randn(
-                    xa.shape, generator=generator, device=x.device, dtype=torch.float32
-                )
-            x[rows] = self.ddim_update(x0, eps, index, eta_all[rows], noise).to(x.dtype)
-            if progress is not None:
-                progress(len(rows))
+                guide = _bind(x0_hook, index, rows)
+            x_prev, x0 = self.ddim_step(
+                model, x[on_device], index, eta_all[on_device], step_noise, guide
+            )
+            x[on_device] = x_prev
+            # 4. One callback per step.
+            if callback is not None:
+                callback(StepInfo(index, int(self.timesteps[index]), rows, x, x0))
         return x
+
+
+def _bind(hook: X0Hook, index: int, rows: Tensor) -> Callable[[Tensor], Tensor]:
+    """The hook as a function of x0 alone, for one step."""
+    return lambda x0: hook(x0, index, rows)

@@ -7,12 +7,15 @@ import math
 import torch
 from torch import Tensor
 
+from dynface.units import BETA_END, BETA_START
+
 
 def beta_schedule(name: str, steps: int) -> Tensor:
-    """The named beta schedule ("linear" 1e-4..0.02 rescaled to `steps`, or "cosine"), float64."""
+    """The named beta schedule ("linear" BETA_START..BETA_END of 1000 steps, rescaled to `steps`,
+    or "cosine"), float64 on the CPU."""
     if name == "linear":
         scale = 1000 / steps
-        return torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64)
+        return torch.linspace(scale * BETA_START, scale * BETA_END, steps, dtype=torch.float64)
     if name == "cosine":
         t = torch.arange(steps + 1, dtype=torch.float64) / steps
         alpha_bar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2

@@ -3,6 +3,8 @@
 The blur is separable and batched: one grouped convolution per axis, reflect padding, no Python
 loop over samples or pixels. `gaussian_transfer` is the DFT of the very same discrete kernel, so a
 Fourier-domain solve built on it is consistent with `gaussian_blur` (up to the boundary handling).
+Kernels and transfers are computed in float64 on the CPU (they are small) and only then cast and
+moved to the images' device, so no float64 tensor is made on an accelerator (MPS has none).
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ MIN_SIGMA = 1e-3
 TRUNCATE = 4.0
 
 
-def _as_sigma(sigma: float | Tensor, batch: int, device: torch.device) -> Tensor:
-    """Per-sample std as a float64 tensor of shape (batch,)."""
-    s = torch.as_tensor(sigma, dtype=torch.float64, device=device).flatten()
+CPU = torch.device("cpu")
+
+
+def _as_sigma(sigma: float | Tensor, batch: int) -> Tensor:
+    """Per-sample std as a float64 CPU tensor of shape (batch,)."""
+    if isinstance(sigma, Tensor):
+        sigma = sigma.detach().to(CPU)
+    s = torch.as_tensor(sigma, dtype=torch.float64).flatten()
     if s.numel() == 1:
         s = s.expand(batch)
     if s.numel() != batch:
@@ -33,16 +40,15 @@ def _as_sigma(sigma: float | Tensor, batch: int, device: torch.device) -> Tensor
 
 def kernel_radius(sigma: float | Tensor) -> int:
     """Half-width that covers TRUNCATE std of the widest kernel (0 for a delta)."""
-    s_max = float(torch.as_tensor(sigma).max())
+    s_max = float(torch.as_tensor(sigma).detach().max())
     return max(0, math.ceil(TRUNCATE * s_max)) if s_max > MIN_SIGMA else 0
 
 
-def gaussian_kernel1d(
-    sigma: float | Tensor, radius: int, device: torch.device | None = None
-) -> Tensor:
-    """Normalised 1-D Gaussian taps, shape (B, 2*radius+1), float64; a delta where s ~ 0."""
-    s = _as_sigma(sigma, torch.as_tensor(sigma).numel(), device or torch.device("cpu"))
-    n = torch.arange(-radius, radius + 1, dtype=torch.float64, device=s.device)
+def gaussian_kernel1d(sigma: float | Tensor, radius: int) -> Tensor:
+    """Normalised 1-D Gaussian taps, shape (B, 2*radius+1), float64 on the CPU; a delta where
+    s ~ 0."""
+    s = _as_sigma(sigma, torch.as_tensor(sigma).numel())
+    n = torch.arange(-radius, radius + 1, dtype=torch.float64)
     safe = s.clamp_min(MIN_SIGMA)[:, None]
     taps = torch.exp(-0.5 * (n[None, :] / safe) ** 2)
     # Each sample keeps its own support, so a kernel does not depend on the rest of the batch.
@@ -57,11 +63,11 @@ def gaussian_blur(x: Tensor, sigma: float | Tensor) -> Tensor:
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
     b, c, h, w = x.shape
-    s = _as_sigma(sigma, b, x.device)
+    s = _as_sigma(sigma, b)
     radius = kernel_radius(s)
     if radius == 0:
         return x.clone()
-    taps = gaussian_kernel1d(s, radius, x.device).to(x.dtype)
+    taps = gaussian_kernel1d(s, radius).to(x.device, x.dtype)
     taps = taps.repeat_interleave(c, dim=0)
     y = x.reshape(1, b * c, h, w)
     # Reflect padding needs pad < size: repeat it for kernels wider than the image.
@@ -89,24 +95,31 @@ def reflect_pad2d(x: Tensor, pad: int) -> Tensor:
     return _reflect_pad(_reflect_pad(x, pad, dim=-1), pad, dim=-2)
 
 
-def gaussian_transfer(sigma: float | Tensor, height: int, width: int, device=None) -> Tensor:
+def gaussian_transfer(
+    sigma: float | Tensor,
+    height: int,
+    width: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
     """DFT of the discrete kernel k(s) on a (height, width) grid: real, (B, height, width//2+1).
 
     Laid out for `torch.fft.rfft2`. It is exactly the transfer of circular convolution with the
-    taps used by `gaussian_blur`.
+    taps used by `gaussian_blur`. Computed in float64 on the CPU, returned as `dtype` on `device`.
     """
-    s = _as_sigma(sigma, torch.as_tensor(sigma).numel(), device or torch.device("cpu"))
+    s = _as_sigma(sigma, torch.as_tensor(sigma).numel())
     radius = kernel_radius(s)
-    taps = gaussian_kernel1d(s, radius, s.device)
-    n = torch.arange(-radius, radius + 1, dtype=torch.float64, device=s.device)
+    taps = gaussian_kernel1d(s, radius)
+    n = torch.arange(-radius, radius + 1, dtype=torch.float64)
 
     def axis(freqs: Tensor) -> Tensor:
         phase = torch.cos(2 * math.pi * n[:, None] * freqs[None, :])
         return taps @ phase
 
-    fy = torch.fft.fftfreq(height, dtype=torch.float64, device=s.device)
-    fx = torch.fft.rfftfreq(width, dtype=torch.float64, device=s.device)
-    return axis(fy)[:, :, None] * axis(fx)[:, None, :]
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64)
+    transfer = axis(fy)[:, :, None] * axis(fx)[:, None, :]
+    return transfer.to(device or CPU, dtype)
 
 
 def continuous_transfer(sigma: float | Tensor, freq: Tensor) -> Tensor:

@@ -15,11 +15,8 @@ from torch import Tensor, nn
 
 from dynface.method.blur import continuous_transfer, gaussian_blur
 from dynface.method.spectra import bin_frequencies, power_spectrum2d, radial_average
+from dynface.units import S_MAX, S_MIN
 
-#: Blur levels are expressed in px at 512 and clipped to [0, S_MAX].
-S_MAX = 16.0
-#: Smallest guidance blur level (DESIGN: s_j clipped at 0.3).
-S_MIN = 0.3
 #: Power per bin of 8-bit quantisation noise in [0, 1] (variance 1 / (12 * 255^2)), added to the
 #: spectrum of y (ours): detail below it is not information, and the flat floor hides the window's
 #: leakage, which would otherwise bias s* low on noise-free synthetic inputs.
@@ -106,13 +103,15 @@ class BlurLevelEstimator(Protocol):
 
 
 class ZeroShotEstimator:
-    """The spectral fit of `zero_shot_blur_level` (ours); needs no weights."""
+    """The spectral fit of `zero_shot_blur_level` (ours); needs no weights. It runs in float64,
+    so it always runs on the CPU (the images are copied there) and answers there."""
 
     def __init__(self, step: float = 0.1, s_max: float = S_MAX, f_max: float = 0.25) -> None:
         self.step, self.s_max, self.f_max = step, s_max, f_max
 
     def __call__(self, y: Tensor, r: Tensor) -> Tensor:
-        """s* per image, (B,)."""
+        """s* per image, (B,), on the CPU."""
+        y, r = y.detach().float().cpu(), r.detach().float().cpu()
         return zero_shot_blur_level(y, r, step=self.step, s_max=self.s_max, f_max=self.f_max)
 
 
@@ -121,14 +120,26 @@ class LearnedEstimator:
 
     `sde` regresses s from a Gaussian-blurred face; `tm` (optional) maps a degraded face to its
     own blurred version first. Both take (B, 3, H, W) in [0, 1]; the output is clipped to [0, 16].
+    The modules stay float32; `to(device)` moves them.
     """
 
     def __init__(self, sde: nn.Module, tm: nn.Module | None = None, s_max: float = S_MAX) -> None:
         self.sde, self.tm, self.s_max = sde, tm, s_max
 
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks this estimator holds, by name."""
+        return {"sde": self.sde} | ({"tm": self.tm} if self.tm is not None else {})
+
+    def to(self, device: torch.device) -> LearnedEstimator:
+        """Move the networks to `device` (in place); returns self."""
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
     @torch.no_grad()
     def __call__(self, y: Tensor, r: Tensor | None = None) -> Tensor:
         """s* per image, (B,)."""
+        y = y.float()
         z = self.tm(y) if self.tm is not None else y
         s = self.sde(z).reshape(y.shape[0], -1)
         if s.shape[1] != 1:

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from dynface.method.blur import gaussian_blur, reflect_pad2d
 from dynface.nets.dgsa import DGSANet
@@ -72,9 +72,18 @@ def heuristic_map(
 
 @runtime_checkable
 class GuidanceScale(Protocol):
-    """Maps (g0, x0, t) to the per-pixel guidance strength A in [0, 1], (B, 1, H, W)."""
+    """Maps (g0, x0, t) to the per-pixel guidance strength A in [0, 1], (B, 1, H, W).
+
+    `dynamic` says whether A changes with x0 and t (then the sampler asks at every step) or
+    depends on g0 only (then it is computed once per image). `modules()` names the networks it
+    holds, so a pipeline can move them with everything else.
+    """
+
+    dynamic: bool
 
     def __call__(self, g0: Tensor, x0: Tensor, t: Tensor | int) -> Tensor: ...
+
+    def modules(self) -> dict[str, nn.Module]: ...
 
 
 class HeuristicDGSA:
@@ -89,6 +98,10 @@ class HeuristicDGSA:
         """A for this g0; x0 and t are ignored."""
         return heuristic_map(g0, **self.kwargs)
 
+    def modules(self) -> dict[str, nn.Module]:
+        """No networks."""
+        return {}
+
 
 class LearnedDGSA:
     """A trained `DGSANet` on [g0, x0, t-map]; changes with every step."""
@@ -98,10 +111,14 @@ class LearnedDGSA:
     def __init__(self, net: DGSANet) -> None:
         self.net = net
 
+    def modules(self) -> dict[str, nn.Module]:
+        """The DGSA network."""
+        return {"dgsa": self.net}
+
     @torch.no_grad()
     def __call__(self, g0: Tensor, x0: Tensor, t: Tensor | int) -> Tensor:
-        """A = net(g0, x0, t) in [0, 1]."""
-        return self.net(g0, x0, t)
+        """A = net(g0, x0, t) in [0, 1]; the net stays float32."""
+        return self.net(g0.float(), x0.float(), t)
 
 
 def make_dgsa(config: str | dict | None = None) -> GuidanceScale:

@@ -25,14 +25,13 @@ from dynface.io import list_images, read_image, to_tensor
 from dynface.method.blur import continuous_transfer
 from dynface.method.spectra import bin_frequencies, radial_power_spectrum
 from dynface.resize import resize
+from dynface.units import BETA_END, BETA_START, DIFFUSION_STEPS, REFERENCE_SIZE, S_MAX
 
 FORMAT = "dynface-dsst"
 FORMAT_VERSION = 1
-STEPS = 1000
-BETA_START = 1e-4
-BETA_END = 0.02
+STEPS = DIFFUSION_STEPS
 #: Faces are resized to this size before their spectrum is taken (the prior's resolution).
-FACE_SIZE = 512
+FACE_SIZE = REFERENCE_SIZE
 #: Calibration point (s px, t): the published end of the start-step range.
 CALIBRATION = (12.0, 925)
 #: Aligned-crop labels of manifest.csv that qualify as clean faces.
@@ -44,7 +43,7 @@ def linear_alphas_cumprod(steps: int = STEPS) -> Tensor:
     return torch.cumprod(1.0 - beta_schedule("linear", steps), dim=0)
 
 
-def default_grid(step: float = 0.25, s_max: float = 16.0) -> Tensor:
+def default_grid(step: float = 0.25, s_max: float = S_MAX) -> Tensor:
     """Blur levels 0, step, ..., s_max (float64)."""
     return torch.arange(0.0, s_max + step / 2, step, dtype=torch.float64)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: Blur level (px at 512) at which eta reaches 1.
-ETA_SCALE = 10.0
+from dynface.units import ETA_SCALE
 
 
 def dynamic_eta(s_star: Tensor, override: float | None = None, scale: float = ETA_SCALE) -> Tensor:

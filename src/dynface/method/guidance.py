@@ -13,12 +13,7 @@ import torch
 from torch import Tensor
 
 from dynface.method.blur import gaussian_blur, gaussian_transfer, kernel_radius, reflect_pad2d
-
-#: Prior weight of the closed-form solve (ours): data wins below |K|^2 = mu, i.e. f < ~0.34/s.
-MU = 0.01
-#: Step of the gradient variant (ours); below 1 it cannot increase the data term (Lipschitz 2).
-LAM = 0.5
-S_MAX = 16.0
+from dynface.units import LAM, MU, S_MAX
 
 
 def _check(x0: Tensor, g: Tensor, s: Tensor, active: Tensor) -> None:
@@ -32,9 +27,22 @@ def _check(x0: Tensor, g: Tensor, s: Tensor, active: Tensor) -> None:
 
 
 def target_weights(active: Tensor) -> Tensor:
-    """w_j equal over the active targets and summing to 1 per image (ours); zeros when none."""
-    a = active.to(torch.float64)
+    """w_j equal over the active targets and summing to 1 per image (ours); zeros when none.
+
+    float32 on active's device (k / n is exact enough for n <= 8 targets)."""
+    a = active.to(torch.float32)
     return a / a.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def padded_transfer(s: Tensor, height: int, width: int, pad: int, like: Tensor) -> Tensor:
+    """|K(s_j)| on the reflect-padded grid of `closed_form_guidance`: (B, J, 1, H', W'//2+1),
+    float32 (float64 for float64 images) on like's device; s (B, J) stays fixed, so a sampler
+    can compute it once."""
+    b, j = s.shape
+    hp, wp = height + 2 * pad, width + 2 * pad
+    dtype = like.dtype if like.dtype == torch.float64 else torch.float32
+    k = gaussian_transfer(s.reshape(-1), hp, wp, device=like.device, dtype=dtype)
+    return k.reshape(b, j, 1, hp, wp // 2 + 1)
 
 
 def active_targets(t: Tensor | int, t_levels: Tensor) -> Tensor:
@@ -44,14 +52,21 @@ def active_targets(t: Tensor | int, t_levels: Tensor) -> Tensor:
 
 
 def closed_form_guidance(
-    x0: Tensor, g: Tensor, s: Tensor, active: Tensor, mu: float = MU, pad: int | None = None
+    x0: Tensor,
+    g: Tensor,
+    s: Tensor,
+    active: Tensor,
+    mu: float = MU,
+    pad: int | None = None,
+    transfer: Tensor | None = None,
 ) -> Tensor:
     """Closed-form data-consistent x0' over all active targets (see module doc): (B, C, H, W).
 
     x0 (B,C,H,W), g (B,J,C,H,W) in the same range, s (B,J) blur std in px, active (B,J) bool.
     An image with no active target comes back unchanged. The reflect padding is `pad` px, by
     default the radius of the widest kernel allowed (s = 16), so that a result does not depend on
-    the other images of the batch.
+    the other images of the batch. `transfer` is `padded_transfer(s, H, W, pad, x0)`, when the
+    caller has it already.
     """
     _check(x0, g, s, active)
     b, c, h, w = x0.shape
@@ -64,9 +79,8 @@ def closed_form_guidance(
     hp, wp = h + 2 * pad, w + 2 * pad
     x0p = reflect_pad2d(x0.to(dtype), pad)
     gp = reflect_pad2d(g.reshape(b * j, c, h, w).to(dtype), pad).reshape(b, j, c, hp, wp)
-    k = gaussian_transfer(s.reshape(-1), hp, wp, device=x0.device).to(dtype)
-    k = k.reshape(b, j, 1, hp, wp // 2 + 1)
-    wj = target_weights(active).to(dtype)[:, :, None, None, None]
+    k = transfer if transfer is not None else padded_transfer(s, h, w, pad, x0)
+    wj = target_weights(active).to(x0.device, dtype)[:, :, None, None, None]
     num = (wj * k * torch.fft.rfft2(gp)).sum(1) + mu * torch.fft.rfft2(x0p)
     den = (wj * k.square()).sum(1) + mu
     out = torch.fft.irfft2(num / den, s=(hp, wp))
@@ -82,49 +96,18 @@ def gradient_guidance(x0: Tensor, g: Tensor, s: Tensor, active: Tensor, lam: flo
     stacked = x0[:, None].expand(b, j, c, h, w).reshape(b * j, c, h, w)
     residual = gaussian_blur(stacked, flat_s) - g.reshape(b * j, c, h, w)
     grad = 2 * gaussian_blur(residual, flat_s).reshape(b, j, c, h, w)
-    wj = target_weights(active).to(x0.dtype)[:, :, None, None, None]
+    wj = target_weights(active).to(x0.device, x0.dtype)[:, :, None, None, None]
     return x0 - lam * (wj * grad).sum(1)
 
 
 def data_term(x: Tensor, g: Tensor, s: Tensor, active: Tensor) -> Tensor:
-    """sum_j w_j mean ||k(s_j) * x - g_j||^2 per image: (B,)."""
+    """sum_j w_j mean ||k(s_j) * x - g_j||^2 per image: (B,), float64 on the CPU."""
     b, j = s.shape
     c, h, w = x.shape[1:]
     stacked = x[:, None].expand(b, j, c, h, w).reshape(b * j, c, h, w)
     err = (gaussian_blur(stacked, s.reshape(-1)) - g.reshape(b * j, c, h, w)).square()
-    per = err.mean(dim=(1, 2, 3)).reshape(b, j).to(torch.float64)
-    return (target_weights(active) * per).sum(1)
-
-
-def refine_blur_levels(
-    x0: Tensor,
-    g: Tensor,
-    s: Tensor,
-    active: Tensor,
-    delta: float = 0.05,
-    max_step: float = 0.5,
-    s_min: float = 0.3,
-    s_max: float = S_MAX,
-) -> Tensor:
-    """One step on s_j of E(s) = ||g_j - k(s) * x0||^2 per target, by central differences: (B, J).
-
-    The gradient step is scaled by the finite-difference curvature (a Newton step) when it is
-    positive, else it moves by `max_step` downhill; it is capped at `max_step` px (ours). Inactive
-    targets keep their s.
-    """
-    _check(x0, g, s, active)
-    b, c, h, w = x0.shape
-    j = g.shape[1]
-    probes = torch.stack([s - delta, s, s + delta]).clamp_min(0)  # (3, B, J)
-    stacked = x0[None, :, None].expand(3, b, j, c, h, w).reshape(3 * b * j, c, h, w)
-    blurred = gaussian_blur(stacked, probes.reshape(-1)).reshape(3, b, j, c, h, w)
-    energy = (blurred - g[None]).to(torch.float64).square().mean(dim=(3, 4, 5))  # (3, B, J)
-    grad = (energy[2] - energy[0]) / (2 * delta)
-    curv = (energy[2] - 2 * energy[1] + energy[0]) / delta**2
-    newton = -grad / curv.clamp_min(torch.finfo(torch.float64).tiny)
-    move = torch.where(curv > 0, newton, -torch.sign(grad) * max_step).clamp(-max_step, max_step)
-    refined = (s.to(torch.float64) + move).clamp(s_min, s_max).to(s.dtype)
-    return torch.where(active, refined, s)
+    per = err.mean(dim=(1, 2, 3)).reshape(b, j).cpu().to(torch.float64)
+    return (target_weights(active.cpu()).to(torch.float64) * per).sum(1)
 
 
 def blend(x0: Tensor, x0_new: Tensor, a: Tensor) -> Tensor:
@@ -140,10 +123,12 @@ def guide(
     mode: str = "closed-form",
     mu: float = MU,
     lam: float = LAM,
+    transfer: Tensor | None = None,
 ) -> Tensor:
-    """x0' by the chosen mode: "closed-form" (default) or "gradient"."""
+    """x0' by the chosen mode: "closed-form" (default; `transfer` as in `closed_form_guidance`)
+    or "gradient"."""
     if mode == "closed-form":
-        return closed_form_guidance(x0, g, s, active, mu=mu)
+        return closed_form_guidance(x0, g, s, active, mu=mu, transfer=transfer)
     if mode == "gradient":
         return gradient_guidance(x0, g, s, active, lam=lam)
     raise ValueError(f"unknown guidance mode {mode!r}; use 'closed-form' or 'gradient'")

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynface.data.targets import S_MAX
 from dynface.resize import resize
+from dynface.units import S_MAX
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
