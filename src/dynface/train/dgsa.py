@@ -20,33 +20,32 @@ from dynface.checkpoints import load_into
 from dynface.diffusion import Diffusion
 from dynface.method.blur import gaussian_blur
 from dynface.method.dsst import DSSTable
-from dynface.method.guidance import MU, blend, closed_form_guidance
+from dynface.method.guidance import blend, closed_form_guidance
 from dynface.nets import build_unet
 from dynface.nets.dgsa import DGSANet
 from dynface.train.config import TrainConfig
 from dynface.train.losses import DISTS, SWTLoss
 from dynface.train.tasks import VAL_SEED, Task, exact
+from dynface.units import MU
 
 
 def build_prior(args: dict[str, Any]) -> tuple[nn.Module, Diffusion]:
     """The frozen UNet prior and its diffusion from a Restorer config (preset name or YAML)."""
     from dynface import weights
-    from dynface.api import load_config
+    from dynface.config import load_restore_config
 
-    config = load_config(args.get("prior_config", "default"))
-    section = config["prior"]
-    source = args.get("prior_weights") or section["weights"]
+    config = load_restore_config(args.get("prior_config", "default"))
+    section = config.prior
+    source = args.get("prior_weights") or section.weights
     if source == "random":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(config.get("random_weights_seed", 0)))
-            prior = build_unet(dict(section["params"]))
+            torch.manual_seed(config.random_weights_seed)
+            prior = build_unet(dict(section.params))
     else:
-        prior = load_into(build_unet(dict(section["params"])), weights.resolve(str(source)))
+        prior = load_into(build_unet(dict(section.params)), weights.resolve(str(source)))
     prior.requires_grad_(False).eval()
-    d = config["diffusion"]
-    diffusion = Diffusion(
-        d.get("steps", 1000), d.get("schedule", "linear"), d.get("respacing", "ddim250")
-    )
+    d = config.diffusion
+    diffusion = Diffusion(d.steps, d.schedule, d.respacing)
     return prior, diffusion
 
 
