@@ -1,14 +1,15 @@
-"""Network architectures: DifFace's UNet prior and SwinIR restorer, built from DifFace configs."""
+"""Network architectures: DifFace's UNet prior and SwinIR restorer, Real-ESRGAN's RRDBNet."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from dynface.nets.rrdbnet import RRDBNet, build_rrdbnet
 from dynface.nets.swinir import SwinIR
 from dynface.nets.unet import UNetModel
 
-__all__ = ["SwinIR", "UNetModel", "build_swinir", "build_unet"]
+__all__ = ["RRDBNet", "SwinIR", "UNetModel", "build_rrdbnet", "build_swinir", "build_unet"]
 
 
 def build_unet(config: Mapping[str, Any]) -> UNetModel:
