@@ -208,6 +208,57 @@ class MethodConfig:
         return None if self.eta == "dynamic" else float(self.eta)
 
 
+#: Real-ESRGAN's official files: the background networks when a config names none.
+BACKGROUND_WEIGHTS = {"x2": "RealESRGAN_x2plus", "x4": "RealESRGAN_x4plus"}
+MAX_TILE = 4096
+
+
+def _official_background(key: str) -> NetworkConfig:
+    params = {"scale": int(key[1:])}
+    return NetworkConfig(BACKGROUND_WEIGHTS[key], params, section=f"background.{key}")
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """The `background` section: Real-ESRGAN networks for `--bg-upsampler realesrgan`.
+
+    `x2` serves upscale factors up to 2, `x4` the others (either may be null); `tile` is the tile
+    side in input pixels (null: 512 on a GPU, 256 on a CPU) and `overlap` what tiles share.
+    """
+
+    x2: NetworkConfig | None = field(default_factory=lambda: _official_background("x2"))
+    x4: NetworkConfig | None = field(default_factory=lambda: _official_background("x4"))
+    tile: int | None = None
+    overlap: int = 32
+
+    def __post_init__(self) -> None:
+        if self.x2 is None and self.x4 is None:
+            raise ConfigError("config section 'background' needs x2 or x4 (a Real-ESRGAN network)")
+        for key in ("x2", "x4"):
+            net = getattr(self, key)
+            if net is not None and net.params.get("scale", 4) != int(key[1:]):
+                raise _fail(f"background.{key}.params.scale", key[1:], net.params.get("scale"))
+        if self.tile is not None:
+            check_int("background.tile", self.tile, 16, MAX_TILE)
+        check_int("background.overlap", self.overlap, 0, (self.tile or 256) // 2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BackgroundConfig:
+        """Build the section from YAML data; unknown keys are a ConfigError naming them."""
+        known = _known(cls, {} if data is None else data, "background.")
+        for key in ("x2", "x4"):
+            section = known.get(key)
+            if section is None:
+                continue
+            prefix = f"background.{key}"
+            net = _known(NetworkConfig, section, prefix + ".", exclude=("section",))
+            missing = sorted({"weights", "params"} - set(net))
+            if missing:
+                raise ConfigError(f"config section '{prefix}' needs {' and '.join(missing)}")
+            known[key] = NetworkConfig(section=prefix, **net)
+        return cls(**known)
+
+
 @dataclass(frozen=True)
 class RestoreConfig:
     """A whole restoration config; `to_dict()` gives the YAML-shaped mapping back."""
@@ -219,6 +270,7 @@ class RestoreConfig:
     random_weights_seed: int = 0
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
 
     def __post_init__(self) -> None:
         size = check_int("image_size", self.image_size, 32, MAX_IMAGE_SIZE)
@@ -236,7 +288,8 @@ class RestoreConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RestoreConfig:
         """Build and check every section; unknown keys anywhere are a ConfigError."""
-        top = _known(cls, data, "", exclude=("prior", "restorer", "diffusion", "method"))
+        nested = ("prior", "restorer", "diffusion", "method", "background")
+        top = _known(cls, data, "", exclude=nested)
         for net in ("prior", "restorer"):
             section = data.get(net)
             if not isinstance(section, Mapping):
@@ -248,6 +301,7 @@ class RestoreConfig:
             top[net] = NetworkConfig(section=net, **known)
         top["diffusion"] = _section(DiffusionConfig, data.get("diffusion", {}), "diffusion")
         top["method"] = _section(MethodConfig, _method_dict(data.get("method", {})), "method")
+        top["background"] = BackgroundConfig.from_dict(data.get("background"))
         return cls(**top)
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,6 +309,9 @@ class RestoreConfig:
         out = asdict(self)
         for net in ("prior", "restorer"):
             out[net].pop("section")
+        for net in ("x2", "x4"):
+            if out["background"][net] is not None:
+                out["background"][net].pop("section")
         return out
 
 

@@ -1,7 +1,7 @@
 """Check a network's constructor arguments against its signature before building it.
 
-A config's `params` section is passed to `UNetModel` or `SwinIR` as keyword arguments; a typo, a
-wrong type or an absurd size should be one sentence naming the key, not a traceback or a
+A config's `params` section is passed to `UNetModel`, `SwinIR` or `RRDBNet` as keyword arguments;
+a typo, a wrong type or an absurd size should be one sentence naming the key, not a traceback or a
 multi-gigabyte allocation. Types come from the constructor's annotations.
 """
 
@@ -19,9 +19,12 @@ MAX_INT = 8192
 
 
 def _architecture(section: str) -> Callable[..., Any]:
+    from dynface.nets.rrdbnet import RRDBNet
     from dynface.nets.swinir import SwinIR
     from dynface.nets.unet import UNetModel
 
+    if section.startswith("background."):
+        return RRDBNet
     return SwinIR if section == "restorer" else UNetModel
 
 
