@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,14 @@ from dynface.config import NetworkConfig, RestoreConfig, load_restore_config
 from dynface.devices import pick_device
 from dynface.diffusion import Diffusion
 from dynface.errors import UsageError
+from dynface.inputs import ImageInput, as_face_list
 from dynface.method.pipeline import Pipeline
 from dynface.nets import build_swinir, build_unet
+from dynface.results import RestoreResult
+
+__all__ = ["PRECISIONS", "RestoreResult", "Restorer", "face_generators", "face_seed"]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-@dataclass
-class RestoreResult:
-    """Restored images (B, 3, H, W) in [0, 1], on the host, and one trace dict per image."""
-
-    images: Tensor
-    traces: list[dict[str, Any]]
 
 
 class Restorer:
@@ -35,7 +30,8 @@ class Restorer:
 
     Build it with `Restorer.from_config("default")` (the official 512 networks; run
     `dynface weights download` first) or `"tiny-random"` (tiny random nets for smoke tests: the
-    output is noise), then call `restore_aligned(images)` on aligned face crops.
+    method runs in full, the faces come out as flat patches), then call `restore_aligned(images)`
+    on aligned face crops.
     """
 
     def __init__(
@@ -76,56 +72,89 @@ class Restorer:
 
     @property
     def is_random(self) -> bool:
-        """True when the nets carry random weights (tiny-random preset): the output is noise."""
+        """True when the nets carry random weights (tiny-random): the output is no restoration."""
         return "random" in (self.settings.prior.weights, self.settings.restorer.weights)
 
     def restore_aligned(
         self,
-        images: Tensor,
-        seed: int | None = None,
+        images: ImageInput,
+        seed: int | Sequence[int] | None = None,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
-        s_star: Tensor | None = None,
+        s_star: Tensor | Sequence[float] | None = None,
     ) -> RestoreResult:
-        """Restore aligned faces (B, 3, H, W) in [0, 1], any size; same size out, with traces.
+        """Restore aligned face crops; each comes back at its own size, with a trace.
 
-        `seed` makes the result reproducible; `batch_size` bounds how many faces run at once;
+        `images`: a torch tensor (C, H, W) / (B, C, H, W), uint8 or float in [0, 1]; a numpy
+        array (H, W, C) / (B, H, W, C); a PIL image; or a list of these (sizes may differ). See
+        `RestoreResult` for how to use the result. `seed` makes it reproducible: face k gets its
+        own noise from (seed, k), or from `seed[k]` when one seed per face is given, so a face
+        does not depend on its batch. `batch_size` bounds how many faces run at once.
         `progress(n)` is called after every sampling step with the faces evaluated in it, and
         `on_plan(n)` before each batch's sampling with the total that batch will report (the
         sum of its traces' "nfe"); the plans of all batches add up to the sum of progress.
-        `s_star` (B,) replaces the estimated blur levels (see `estimate_blur`).
+        `s_star` (one per face) replaces the estimated blur levels (see `estimate_blur`).
         """
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (B, 3, H, W) RGB faces, got {tuple(images.shape)}")
-        if images.shape[-1] < 8 or images.shape[-2] < 8:
-            raise ValueError(f"a face of {tuple(images.shape[-2:])} px is too small to restore")
-        generators = face_generators(seed, len(images), self.device)
-        step = batch_size or len(images)
-        outputs, traces = [], []
-        for first in range(0, len(images), step):
-            batch_generators = generators[first : first + step] if generators else None
-            levels = None if s_star is None else torch.as_tensor(s_star)[first : first + step]
-            out = self.pipeline.restore(
-                images[first : first + step],
-                batch_generators,
-                progress,
-                on_plan=on_plan,
-                s_star=levels,
-            )
-            outputs.append(out.images.cpu())
-            traces.extend(trace.to_dict() for trace in out.traces)
-        return RestoreResult(torch.cat(outputs), traces)
+        faces = as_face_list(images)
+        if batch_size is not None and batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        generators = face_generators(seed, len(faces), self.device)
+        levels = None if s_star is None else _per_face(s_star, len(faces))
+        restored: list[Tensor] = [torch.empty(0)] * len(faces)
+        traces: list[dict[str, Any]] = [{}] * len(faces)
+        step = batch_size or len(faces)
+        for first in range(0, len(faces), step):
+            for group in _same_size_runs(faces, first, min(first + step, len(faces))):
+                out = self.pipeline.restore(
+                    torch.stack([faces[k] for k in group]),
+                    [generators[k] for k in group] if generators else None,
+                    progress,
+                    on_plan=on_plan,
+                    s_star=levels[group] if levels is not None else None,
+                )
+                for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
+                    restored[k], traces[k] = image, trace.to_dict()
+        return RestoreResult(_stack_if_one_size(restored), traces)
 
-    def estimate_blur(self, images: Tensor) -> Tensor | None:
-        """Blur levels s* (B,) (px at 512) of aligned faces (B, 3, H, W) in [0, 1], on the host.
+    def estimate_blur(self, images: ImageInput) -> Tensor | None:
+        """Blur levels s* (B,) (px at 512) of aligned faces, on the host; any input that
+        `restore_aligned` takes.
 
         What `restore_aligned` would estimate, without sampling: a video smooths them along a
         face's track and passes them back as `s_star`. None in the difface mode (no s*).
         """
-        return self.pipeline.estimate_blur(images)
+        faces = as_face_list(images)
+        levels = torch.zeros(len(faces))
+        for group in _same_size_runs(faces, 0, len(faces)):
+            s_star = self.pipeline.estimate_blur(torch.stack([faces[k] for k in group]))
+            if s_star is None:
+                return None
+            levels[group] = s_star
+        return levels
+
+
+def _per_face(values: Tensor | Sequence[float], count: int) -> Tensor:
+    """One float per face, (count,), or a UsageError."""
+    levels = torch.as_tensor(values, dtype=torch.float32).flatten().cpu()
+    if len(levels) != count:
+        raise UsageError(f"got {len(levels)} blur levels for {count} faces; give one per face")
+    return levels
+
+
+def _same_size_runs(faces: list[Tensor], start: int, stop: int) -> list[list[int]]:
+    """Indices start..stop-1 grouped by face size (order kept within each group)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k in range(start, stop):
+        groups.setdefault(tuple(faces[k].shape), []).append(k)
+    return list(groups.values())
+
+
+def _stack_if_one_size(faces: list[Tensor]) -> Tensor | list[Tensor]:
+    """One (B, 3, H, W) tensor when every face has the same size, else the list."""
+    if len({tuple(face.shape) for face in faces}) == 1:
+        return torch.stack(faces)
+    return faces
 
 
 def face_seed(seed: int, index: int) -> int:

@@ -145,25 +145,52 @@ class Pipeline:
         timing["estimate_s"], clock = self._lap(clock)
         if on_plan is not None:
             on_plan(int(plan.nfe.sum()))
-        # 3. x_start = sqrt(abar) x0 + sqrt(1 - abar) eps, with each face's own noise.
-        draw = noise_sampler(generator, r.shape, self.device)
-        noise = draw(torch.arange(len(r)), -1) if initial_noise is None else initial_noise.to(r)
-        x = self.diffusion.q_sample(plan.x_start, plan.start_index, noise)
-        # 4. DDIM from each face's first step, every x0 guided by the hook.
-        hook = None
-        if plan.mode == "dynface":
-            hook = GuidanceHook(
-                plan, self.method, self.dgsa, self.diffusion.timesteps, self.pixel_scale
-            )
-        callback = _progress_callback(progress)
-        x = self.diffusion.sample(
-            self.prior, x, plan.first_step, plan.eta, x0_hook=hook, noise=draw, callback=callback
-        )
+        # 3-4. Noise each face to its start, then guided DDIM down to step 0.
+        x, hook = self._sample(plan, generator, progress, initial_noise)
         timing["sampling_s"], _ = self._lap(clock)
         # 5. Back to [0, 1] at the input size.
         out = resize((x.float() + 1) / 2, (y.shape[-2], y.shape[-1])).clamp(0, 1)
         means = hook.mean_strength() if hook is not None else None
         return PipelineOutput(out, build_traces(plan, self.method, self.diffusion, timing, means))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        plan: SamplingPlan,
+        generator: Generators = None,
+        progress: Callable[[int], None] | None = None,
+        initial_noise: Tensor | None = None,
+    ) -> Tensor:
+        """Run a plan: x (B, 3, H, W) in [-1, 1] at the working size, on the device."""
+        return self._sample(plan, generator, progress, initial_noise)[0]
+
+    def _sample(
+        self,
+        plan: SamplingPlan,
+        generator: Generators,
+        progress: Callable[[int], None] | None,
+        initial_noise: Tensor | None,
+    ) -> tuple[Tensor, GuidanceHook | None]:
+        """x_start = sqrt(abar) x0 + sqrt(1 - abar) eps with each face's own noise, then DDIM
+        from each face's first step with every x0 guided by the hook (None: DifFace)."""
+        shape = plan.x_start.shape
+        draw = noise_sampler(generator, shape, self.device)
+        noise = draw(torch.arange(shape[0]), -1) if initial_noise is None else initial_noise
+        x = self.diffusion.q_sample(plan.x_start, plan.start_index, noise.to(plan.x_start))
+        hook = None
+        if plan.mode == "dynface":
+            timesteps = self.diffusion.timesteps
+            hook = GuidanceHook(plan, self.method, self.dgsa, timesteps, self.pixel_scale)
+        x = self.diffusion.sample(
+            self.prior,
+            x,
+            plan.first_step,
+            plan.eta,
+            x0_hook=hook,
+            noise=draw,
+            callback=_progress_callback(progress),
+        )
+        return x, hook
 
     def plan(self, work: Tensor, r: Tensor, s_star: Tensor | None = None) -> SamplingPlan:
         """The per-face plan from the working-size input and RM output, both in [0, 1];
