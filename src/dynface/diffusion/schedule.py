@@ -30,9 +30,9 @@ def respaced_timesteps(steps: int, respacing: str | int | None) -> list[int]:
     spec = str(respacing).strip()
     if spec.startswith("ddim"):
         count = int(spec[len("ddim") :])
-        for stride in range(1, steps):
-            if len(range(0, steps, stride)) == count:
-                return list(range(0, steps, stride))
+        for step in range(1, steps):
+            if len(range(0, steps, step)) == count:
+                return list(range(0, steps, step))
         raise ValueError(f"cannot take exactly {count} of {steps} steps with an integer stride")
     try:
         sections = [int(part) for part in spec.split(",")]

@@ -8,7 +8,7 @@ SE = SDE(TM(y)) plugs into the same `BlurLevelEstimator` interface.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -141,13 +141,13 @@ class LearnedEstimator:
         """s* per image, (B,)."""
         y = y.float()
         z = self.tm(y) if self.tm is not None else y
-        s = self.sde(z).reshape(y.shape[0], -1)
+        s: Tensor = self.sde(z).reshape(y.shape[0], -1)
         if s.shape[1] != 1:
             raise ValueError(f"the SDE must output one value per image, got shape {tuple(s.shape)}")
         return s[:, 0].float().clamp(0, self.s_max)
 
 
-def make_estimator(config: str | dict | None = None) -> BlurLevelEstimator:
+def make_estimator(config: str | dict[str, Any] | None = None) -> BlurLevelEstimator:
     """Estimator from a name or a config dict: "zero-shot" (default) or "learned".
 
     Config keys: `name`; for zero-shot `step`, `s_max`, `f_max`; for learned the modules `sde`

@@ -10,7 +10,7 @@ guidance (a_hi); dense texture such as hair gets a_lo, so the prior supplies its
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,7 @@ class HeuristicDGSA:
     dynamic = False
 
     def __init__(self, a_hi: float = A_HI, a_lo: float = A_LO, **kwargs: float) -> None:
-        self.kwargs = {"a_hi": a_hi, "a_lo": a_lo, **kwargs}
+        self.kwargs: dict[str, Any] = {"a_hi": a_hi, "a_lo": a_lo, **kwargs}
 
     def __call__(self, g0: Tensor, x0: Tensor | None = None, t: Tensor | int = 0) -> Tensor:
         """A for this g0; x0 and t are ignored."""
@@ -118,13 +118,16 @@ class LearnedDGSA:
     @torch.no_grad()
     def __call__(self, g0: Tensor, x0: Tensor, t: Tensor | int) -> Tensor:
         """A = net(g0, x0, t) in [0, 1]; the net stays float32."""
-        return self.net(g0.float(), x0.float(), t)
+        strength: Tensor = self.net(g0.float(), x0.float(), t)
+        return strength
 
 
-def make_dgsa(config: str | dict | None = None) -> GuidanceScale:
+def make_dgsa(config: str | dict[str, Any] | None = None) -> GuidanceScale:
     """DGSA from a name or config: "heuristic" (default; keys a_hi, a_lo, hf_sigma, box,
     percentile) or "learned" (key `weights`: a file path, or `net`: a built DGSANet)."""
-    cfg = {"name": config} if isinstance(config, str) or config is None else dict(config)
+    cfg: dict[str, Any] = (
+        {"name": config} if isinstance(config, str) or config is None else dict(config)
+    )
     name = (cfg.pop("name", None) or "heuristic").lower()
     if name == "heuristic":
         return HeuristicDGSA(**cfg)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -140,7 +141,7 @@ class DSSTable:
     steps: Tensor
     tol: float
     power: Tensor
-    provenance: dict = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -220,7 +221,7 @@ class DSSTable:
         with resources.as_file(ref) as path:
             return cls.load(path)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dict with the table and its provenance."""
         return {
             "format": FORMAT,
@@ -240,6 +241,12 @@ class DSSTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
         return path
+
+    @overload
+    def start_step(self, s: float) -> int: ...
+
+    @overload
+    def start_step(self, s: Tensor) -> Tensor: ...
 
     def start_step(self, s: float | Tensor) -> int | Tensor:
         """t(s) on the 1000-step scale, linear in s between grid points, rounded; int for a float.
@@ -262,6 +269,14 @@ class DSSTable:
         ratio = self.grid / every
         keep = (ratio - ratio.round()).abs() < 1e-6
         return [(float(s), int(t)) for s, t in zip(self.grid[keep], self.steps[keep], strict=True)]
+
+
+@overload
+def to_respaced_index(t: int, respaced_timesteps: Sequence[int] | Tensor) -> int: ...
+
+
+@overload
+def to_respaced_index(t: Tensor, respaced_timesteps: Sequence[int] | Tensor) -> Tensor: ...
 
 
 def to_respaced_index(t: int | Tensor, respaced_timesteps: Sequence[int] | Tensor) -> int | Tensor:

@@ -83,7 +83,7 @@ def closed_form_guidance(
     wj = target_weights(active).to(x0.device, dtype)[:, :, None, None, None]
     num = (wj * k * torch.fft.rfft2(gp)).sum(1) + mu * torch.fft.rfft2(x0p)
     den = (wj * k.square()).sum(1) + mu
-    out = torch.fft.irfft2(num / den, s=(hp, wp))
+    out: Tensor = torch.fft.irfft2(num / den, s=(hp, wp))
     return out[..., pad : pad + h, pad : pad + w].to(x0.dtype)
 
 

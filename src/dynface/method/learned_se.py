@@ -57,7 +57,8 @@ def learned_blur_level(y: Tensor, weights: str | Path | None = None) -> Tensor:
     param = next(model.parameters())
     if param.device != y.device:
         model.to(y.device)
-    return model(y.to(param.dtype)).float()
+    s_star: Tensor = model(y.to(param.dtype)).float()
+    return s_star
 
 
 def save_estimator(

@@ -54,7 +54,8 @@ def power_spectrum2d(x: Tensor) -> Tensor:
     window = hann_window2d(h, w, x.device)
     centred = x.to(torch.float64) - x.to(torch.float64).mean(dim=(-2, -1), keepdim=True)
     spectrum = torch.fft.rfft2(centred * window)
-    return spectrum.abs().square() / window.square().sum()
+    power: Tensor = spectrum.abs().square() / window.square().sum()
+    return power
 
 
 def radial_average(power2d: Tensor, width: int, bins: int) -> Tensor:
