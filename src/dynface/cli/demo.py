@@ -21,7 +21,8 @@ from dynface.cli.restore import (
 
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
-    "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (output is noise)."
+    "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (random tiny "
+    "nets: the method runs in full, the faces come out as flat patches)."
 )
 
 

@@ -42,7 +42,8 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace exis
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
-    "Quick smoke test without weights: --config tiny-random --steps ddim5 (output is noise). "
+    "Quick smoke test without weights: --config tiny-random --steps ddim5 (32 px faces, "
+    "restored as flat patches). "
     "See docs/restore.md."
 )
 STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 250"
@@ -171,7 +172,7 @@ def restore(
     if getattr(restorer, "is_random", False):
         console.print(
             "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
-            "the restored faces are noise, not restorations"
+            "the method runs in full, but the faces come out as flat patches, not restorations"
         )
     options = RestoreOptions(
         aligned=aligned,
