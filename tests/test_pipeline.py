@@ -43,7 +43,7 @@ def test_tiny_random_end_to_end_trace(tiny):
         assert 0 <= trace["dgsa_mean"] <= 1
         thumb = torch.tensor(trace["dgsa_thumbnail"])
         assert thumb.shape == (16, 16) and thumb.min() >= 0 and thumb.max() <= 1
-        assert set(trace["timing"]) >= {"restorer_s", "estimate_s", "sampling_s"}
+        assert set(trace["timing"]) >= {"rm_s", "estimate_s", "sampling_s"}
     assert sum(steps) == sum(t["nfe"] for t in result.traces)
     json.dumps(result.traces)
 

@@ -1,4 +1,4 @@
-"""One exception family, so callers (the CLI, the web UI, scripts) can act on the kind of failure.
+"""One exception family, so callers (the CLI, scripts) can act on the kind of failure.
 
 - `UsageError`: what the caller asked for cannot work (a bad option, config or argument). The CLI
   exits with 2; it is also a `ValueError`, so plain Python callers can catch it as one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,19 +99,27 @@ def show(
         f"faces: {prov.get('faces')}  source: {prov.get('source')}  "
         f"created: {prov.get('created')}  dynface: {prov.get('dynface_version')}"
     )
+    target = _plot_target(table_path, plot, overwrite, console)
+    if target is not None:
+        _plot(table, target)
+        console.print(f"plot: {target}")
+
+
+def _plot_target(
+    table_path: Path | None, plot: Path | None, overwrite: bool, console: Any
+) -> Path | None:
+    """Where to draw the plot: --plot, else beside the table (kept if it exists), else none."""
     if plot is None and table_path is not None:
         beside = table_path.with_suffix(".png")
         if beside.exists() and not overwrite:
             console.print(f"plot: {beside} exists, kept (pass --overwrite to redraw it)")
-            return
-        plot = beside
-    if plot is not None:
-        if plot.exists() and not overwrite:
-            raise typer.BadParameter(
-                f"{plot} exists; pass --overwrite or another --plot", param_hint="--plot"
-            )
-        _plot(table, plot)
-        console.print(f"plot: {plot}")
+            return None
+        return beside
+    if plot is not None and plot.exists() and not overwrite:
+        raise typer.BadParameter(
+            f"{plot} exists; pass --overwrite or another --plot", param_hint="--plot"
+        )
+    return plot
 
 
 def _plot(table, path: Path) -> None:

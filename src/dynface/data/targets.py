@@ -1,4 +1,6 @@
-"""The training target of the blur-level estimator: the equivalent blur level s* (ours, DESIGN 3).
+"""The training target of the blur-level estimator: the equivalent blur level s* (ours).
+
+See docs/training.md#the-training-target-s-ours.
 
 s* of a pair (clean x, degraded y) is the smallest s on a 0.25 px grid in [0, 16] with
 PSNR(k(s) * x, k(s) * y) >= 30 dB, 16 if none: the Gaussian blur that removes everything y does

@@ -1,0 +1,6 @@
+"""Faces in whole photos, in data-path order (docs/restore.md):
+
+1. `detect`  RetinaFace boxes and five landmarks (`FaceDetector`, `DetectedFace`, `select_faces`).
+2. `align`   similarity warp onto the FFHQ template (`align_faces`, `estimate_affine`).
+3. `paste`   restored crops back into the (upscaled) photo (`paste_back`, `upscale_image`).
+"""

@@ -1,7 +1,8 @@
 """Face alignment: a similarity transform from 5 landmarks to the FFHQ-512 template, then a warp.
 
 The transform is the exact least-squares similarity (Umeyama 1991, no reflection) between the
-detected landmarks and the template of DESIGN section 4, scaled to the crop size. Pixels outside
+detected landmarks and the FFHQ-512 template (`template()`; docs/restore.md#how-it-works),
+scaled to the crop size. Pixels outside
 the photo are filled by mirroring it (`cv2.BORDER_REFLECT_101`), as FFHQ's own alignment did, so
 the restorer never sees a hard black edge; those pixels map outside the photo when pasted back.
 """

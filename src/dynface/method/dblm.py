@@ -2,8 +2,8 @@
 
 `zero_shot_blur_level` (ours) needs no weights: it fits a blur level `s` and a noise floor `N` so
 that the windowed radial power spectrum of `y` matches `|K_s(f)|^2 P_r(f) + N` over the lower half
-of the frequencies, where `r = RM(y)` is the restorer's sharp estimate. A learned estimator
-SE = SDE(TM(y)) plugs into the same `BlurLevelEstimator` interface.
+of the frequencies, where `r = RM(y)` is the restoration module's sharp estimate. A learned
+estimator SE = SDE(TM(y)) plugs into the same `BlurLevelEstimator` interface.
 """
 
 from __future__ import annotations

@@ -172,27 +172,8 @@ class DSSTable:
             tol = calibrate_tol(power, freqs, alphas, *calibration)
         steps = first_steps(spectral_distance(power, freqs, grid, alphas), tol)
         source = "tensor batch" if isinstance(faces, Tensor) else [str(f) for f in faces]
-        provenance = {
-            "faces": count,
-            "source": source,
-            "face_size": size,
-            "schedule": {
-                "name": "linear",
-                "steps": int(alphas.numel()),
-                "beta_start": BETA_START,
-                "beta_end": BETA_END,
-                "custom_alphas": alphas_cumprod is not None,
-            },
-            "tol_calibrated_to": list(calibration) if calibrated else None,
-            "spectrum": {
-                "bins": bins,
-                "range": "[-1, 1]",
-                "window": "hann, mean removed, power / window energy (white noise = 1)",
-                "frequencies": freqs.tolist(),
-            },
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "dynface_version": _version(),
-        }
+        provenance = _provenance(count, source, size, alphas, alphas_cumprod is not None, freqs)
+        provenance["tol_calibrated_to"] = list(calibration) if calibrated else None
         return cls(grid=grid, steps=steps, tol=float(tol), power=power, provenance=provenance)
 
     @classmethod
@@ -289,6 +270,33 @@ def to_respaced_index(t: int | Tensor, respaced_timesteps: Sequence[int] | Tenso
     idx = torch.searchsorted(steps.to(t_t.device), t_t.contiguous(), right=True) - 1
     idx = idx.clamp_min(0)
     return int(idx) if scalar else idx
+
+
+def _provenance(
+    faces: int, source: object, size: int, alphas: Tensor, custom_alphas: bool, freqs: Tensor
+) -> dict[str, Any]:
+    """Where a table comes from: faces, schedule, spectrum settings, date and version."""
+    return {
+        "faces": faces,
+        "source": source,
+        "face_size": size,
+        "schedule": {
+            "name": "linear",
+            "steps": int(alphas.numel()),
+            "beta_start": BETA_START,
+            "beta_end": BETA_END,
+            "custom_alphas": custom_alphas,
+        },
+        "tol_calibrated_to": None,
+        "spectrum": {
+            "bins": len(freqs),
+            "range": "[-1, 1]",
+            "window": "hann, mean removed, power / window energy (white noise = 1)",
+            "frequencies": freqs.tolist(),
+        },
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dynface_version": _version(),
+    }
 
 
 def _version() -> str:

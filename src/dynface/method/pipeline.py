@@ -139,7 +139,7 @@ class Pipeline:
         clock = self._sync()
         # 1. RM: the restoration module's sharp estimate r at the working size.
         work, r = self._rm(y)
-        timing["restorer_s"], clock = self._lap(clock)
+        timing["rm_s"], clock = self._lap(clock)
         # 2. The plan: s*, s_j, g_j, t_j, start steps, eta, DGSA map.
         plan = self.plan(work, r, s_star)
         timing["estimate_s"], clock = self._lap(clock)

@@ -13,7 +13,6 @@ gets the same report as a single-process run (the other processes get None).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,9 +67,10 @@ class EvalReport:
 
 
 def default_cache_dir() -> Path:
-    """`$DYNFACE_HOME/eval_cache` (default `~/.cache/dynface/eval_cache`)."""
-    home = os.environ.get("DYNFACE_HOME", "").strip()
-    return (Path(home) if home else Path.home() / ".cache" / "dynface") / "eval_cache"
+    """`eval_cache` under dynface's one cache home (`dynface.weights.home_dir`)."""
+    from dynface.weights import home_dir
+
+    return home_dir() / "eval_cache"
 
 
 def match_pairs(restored: Path, gt: Path | None) -> list[tuple[str, Path, Path | None]]:

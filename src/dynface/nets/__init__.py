@@ -1,4 +1,13 @@
-"""Network architectures: DifFace's UNet prior and SwinIR restorer, Real-ESRGAN's RRDBNet."""
+"""Network architectures, in data-path order, built from configs (same parameter names as the
+reference implementations):
+
+1. `swinir`     RM, the restoration module (DifFace's SwinIR): y -> sharp estimate r.
+2. `estimator`  the learned blur-level estimator SE = SDE(TM(y)).
+3. `dgsa`       the learned DGSA map network (`DGSANet`).
+4. `unet`       the iDDPM UNet prior (`UNetModel`) the sampler denoises with.
+5. `rrdbnet`    Real-ESRGAN's RRDBNet, the background upsampler of whole photos.
+`params` checks a config's constructor arguments before a network is built.
+"""
 
 from __future__ import annotations
 
@@ -18,5 +27,5 @@ def build_unet(config: Mapping[str, Any]) -> UNetModel:
 
 
 def build_swinir(config: Mapping[str, Any]) -> SwinIR:
-    """Build the SwinIR restorer from a DifFace `model_ir.params` dict (same parameter names)."""
+    """Build RM (SwinIR) from a DifFace `model_ir.params` dict (same parameter names)."""
     return SwinIR(**dict(config))

@@ -1,4 +1,4 @@
-"""Learned blur-level estimator SE = SDE(TM(y)) (DESIGN 3).
+"""Learned blur-level estimator SE = SDE(TM(y)) (docs/training.md#networks-dynfacenetsestimator).
 
 SDE regresses the Gaussian blur std s (px at 512) of a blurred face. TM maps any degraded face y
 to k(s*) * x, the Gaussian-blurred clean face, so that SDE can read s* off it. Both work at a

@@ -1,4 +1,4 @@
-"""SwinIR restorer as used by DifFace (pixel-unshuffle in, nearest+conv up), release keys.
+"""RM, the restoration module: SwinIR as used by DifFace (pixel-unshuffle in, nearest+conv up).
 
 Parameter names follow DifFace's config (`img_size` is the feature resolution after the
 unshuffle, `sf` the unshuffle/upscale factor), so `swinir_restoration512_L1.pth` loads with
@@ -197,6 +197,18 @@ class PatchNorm(nn.Module):
         return self.norm(x)
 
 
+def _check_variant(
+    patch_size: int, upsampler: str, sf: int, unshuffle: bool, unshuffle_scale: int | None
+) -> None:
+    """Only the SwinIR variant DifFace ships (its RM) is implemented."""
+    if patch_size != 1:
+        raise ValueError("only patch_size=1 is supported (as in every released SwinIR)")
+    if upsampler != "nearest+conv" or sf not in (2, 4, 8):
+        raise ValueError("only DifFace's 'nearest+conv' RM with sf in {2, 4, 8} is supported")
+    if unshuffle and unshuffle_scale is None:
+        raise ValueError("unshuffle needs unshuffle_scale")
+
+
 class SwinIR(nn.Module):
     """SwinIR with DifFace's `nearest+conv` head: (B, 3, H, W) in [0, 1] -> same size restored."""
 
@@ -220,15 +232,8 @@ class SwinIR(nn.Module):
         **unused: object,
     ) -> None:
         super().__init__()
-        if patch_size != 1:
-            raise ValueError("only patch_size=1 is supported (as in every released SwinIR)")
-        if upsampler != "nearest+conv" or sf not in (2, 4, 8):
-            raise ValueError(
-                "only DifFace's 'nearest+conv' restorer with sf in {2, 4, 8} is supported"
-            )
-        if unshuffle and unshuffle_scale is None:
-            raise ValueError("unshuffle needs unshuffle_scale")
-        num_in = in_chans * unshuffle_scale**2 if unshuffle else in_chans
+        _check_variant(patch_size, upsampler, sf, unshuffle, unshuffle_scale)
+        num_in = in_chans * unshuffle_scale**2 if unshuffle and unshuffle_scale else in_chans
         self.img_range = img_range
         self.upscale = 1 if unshuffle else sf
         self.pad_multiple = window_size * (sf if unshuffle else 1)

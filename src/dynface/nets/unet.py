@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -201,13 +202,8 @@ class UNetModel(nn.Module):
     ) -> None:
         super().__init__()
         if dims != 2 or num_classes is not None or use_new_attention_order:
-            raise ValueError(
-                "only the 2-D, unconditional, legacy-attention UNet of DifFace is supported"
-            )
-        if isinstance(num_res_blocks, int):
-            num_res_blocks = [num_res_blocks] * len(channel_mult)
-        if len(num_res_blocks) != len(channel_mult):
-            raise ValueError("num_res_blocks and channel_mult must have the same length")
+            raise ValueError("only the 2-D, unconditional, legacy-attention UNet is supported")
+        blocks_per_level = _per_level(num_res_blocks, len(channel_mult))
         self.image_size = image_size
         self.model_channels = model_channels
         self.out_channels = out_channels
@@ -215,50 +211,21 @@ class UNetModel(nn.Module):
         self.time_embed = nn.Sequential(
             nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-
-        def res(ch_in: int, ch_out: int, **kw: bool) -> ResBlock:
-            return ResBlock(ch_in, emb_dim, dropout, ch_out, use_scale_shift_norm, **kw)
-
-        def attn(ch: int) -> AttentionBlock:
-            return AttentionBlock(ch, num_heads, num_head_channels)
-
-        ch = input_ch = int(channel_mult[0] * model_channels)
-        self.input_blocks = nn.ModuleList(
-            [TimestepSequential(nn.Conv2d(in_channels, ch, 3, padding=1))]
+        plan = _Levels(
+            [int(m * model_channels) for m in channel_mult],
+            blocks_per_level,
+            tuple(attention_resolutions),
+            _Blocks(emb_dim, dropout, use_scale_shift_norm, num_heads, num_head_channels),
+            resblock_updown,
+            conv_resample,
         )
-        skip_channels = [ch]
-        resolution = image_size
-        for level, mult in enumerate(channel_mult):
-            for _ in range(num_res_blocks[level]):
-                layers: list[nn.Module] = [res(ch, int(mult * model_channels))]
-                ch = int(mult * model_channels)
-                if resolution in attention_resolutions:
-                    layers.append(attn(ch))
-                self.input_blocks.append(TimestepSequential(*layers))
-                skip_channels.append(ch)
-            if level != len(channel_mult) - 1:
-                down = res(ch, ch, down=True) if resblock_updown else Downsample(ch, conv_resample)
-                self.input_blocks.append(TimestepSequential(down))
-                skip_channels.append(ch)
-                resolution //= 2
-
-        self.middle_block = TimestepSequential(res(ch, ch), attn(ch), res(ch, ch))
-
-        self.output_blocks = nn.ModuleList()
-        for level, mult in list(enumerate(channel_mult))[::-1]:
-            for i in range(num_res_blocks[level] + 1):
-                layers = [res(ch + skip_channels.pop(), int(model_channels * mult))]
-                ch = int(model_channels * mult)
-                if resolution in attention_resolutions:
-                    layers.append(AttentionBlock(ch, 1, num_head_channels))
-                if level and i == num_res_blocks[level]:
-                    up = res(ch, ch, up=True) if resblock_updown else Upsample(ch, conv_resample)
-                    layers.append(up)
-                    resolution *= 2
-                self.output_blocks.append(TimestepSequential(*layers))
-
+        # Construction order fixes the seeded random init of the tiny presets: keep it.
+        self.input_blocks, skips, resolution = plan.encoder(in_channels, image_size)
+        self.middle_block = plan.middle()
+        self.output_blocks = plan.decoder(skips, resolution)
+        width = plan.widths[0]
         self.out = nn.Sequential(
-            GroupNorm32(ch), nn.SiLU(), nn.Conv2d(input_ch, out_channels, 3, padding=1)
+            GroupNorm32(width), nn.SiLU(), nn.Conv2d(width, out_channels, 3, padding=1)
         )
 
     def forward(self, x: Tensor, timesteps: Tensor) -> Tensor:
@@ -276,3 +243,93 @@ class UNetModel(nn.Module):
         for module in self.output_blocks:
             h = module(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h).to(x.dtype)
+
+
+def _per_level(num_res_blocks: int | Sequence[int], levels: int) -> list[int]:
+    """Residual blocks per resolution level (one number for all, or one per level)."""
+    if isinstance(num_res_blocks, int):
+        return [num_res_blocks] * levels
+    if len(num_res_blocks) != levels:
+        raise ValueError("num_res_blocks and channel_mult must have the same length")
+    return list(num_res_blocks)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """Builds the UNet's residual and attention blocks with its shared settings."""
+
+    emb_dim: int
+    dropout: float
+    scale_shift: bool
+    num_heads: int
+    num_head_channels: int
+
+    def res(self, ch_in: int, ch_out: int, **kw: bool) -> ResBlock:
+        return ResBlock(ch_in, self.emb_dim, self.dropout, ch_out, self.scale_shift, **kw)
+
+    def attn(self, ch: int, heads: int | None = None) -> AttentionBlock:
+        return AttentionBlock(ch, heads or self.num_heads, self.num_head_channels)
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """The UNet's resolution levels: channel width, residual blocks and attention per level."""
+
+    widths: list[int]
+    num_res_blocks: list[int]
+    attention_resolutions: tuple[int, ...]
+    blocks: _Blocks
+    resblock_updown: bool
+    conv_resample: bool
+
+    def encoder(self, in_channels: int, size: int) -> tuple[nn.ModuleList, list[int], int]:
+        """Input blocks, the channels of each skip connection, and the lowest resolution."""
+        ch = self.widths[0]
+        modules = nn.ModuleList([TimestepSequential(nn.Conv2d(in_channels, ch, 3, padding=1))])
+        skips = [ch]
+        for level, width in enumerate(self.widths):
+            for _ in range(self.num_res_blocks[level]):
+                layers: list[nn.Module] = [self.blocks.res(ch, width)]
+                ch = width
+                if size in self.attention_resolutions:
+                    layers.append(self.blocks.attn(ch))
+                modules.append(TimestepSequential(*layers))
+                skips.append(ch)
+            if level != len(self.widths) - 1:
+                down = (
+                    self.blocks.res(ch, ch, down=True)
+                    if self.resblock_updown
+                    else Downsample(ch, self.conv_resample)
+                )
+                modules.append(TimestepSequential(down))
+                skips.append(ch)
+                size //= 2
+        return modules, skips, size
+
+    def middle(self) -> TimestepSequential:
+        """The bottleneck: residual, attention, residual at the deepest width."""
+        ch = self.widths[-1]
+        return TimestepSequential(
+            self.blocks.res(ch, ch), self.blocks.attn(ch), self.blocks.res(ch, ch)
+        )
+
+    def decoder(self, skips: list[int], size: int) -> nn.ModuleList:
+        """Output blocks, consuming the skip connections from the deepest up."""
+        ch = self.widths[-1]
+        modules = nn.ModuleList()
+        for level, width in list(enumerate(self.widths))[::-1]:
+            for i in range(self.num_res_blocks[level] + 1):
+                layers: list[nn.Module] = [self.blocks.res(ch + skips.pop(), width)]
+                ch = width
+                if size in self.attention_resolutions:
+                    layers.append(self.blocks.attn(ch, heads=1))
+                if level and i == self.num_res_blocks[level]:
+                    up = (
+                        self.blocks.res(ch, ch, up=True)
+                        if self.resblock_updown
+                        else Upsample(ch, self.conv_resample)
+                    )
+                    layers.append(up)
+                    size *= 2
+                modules.append(TimestepSequential(*layers))
+        return modules

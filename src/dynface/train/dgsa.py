@@ -1,12 +1,13 @@
 """DGSA trainer: learn the per-pixel guidance strength A_t with the diffusion prior frozen.
 
-One training sample (DESIGN 3): a clean face x, a blur level s ~ U(s_range) and its guidance image
-g0 = k(s) * x; a respaced step whose t lies at or below the DSST start t(s) (so guidance would be
-active there); x_t = q_sample(x, t); the prior predicts x0; the closed-form guidance gives x0';
-x0 <- x0 + A (x0' - x0) with A = DGSA(g0, x0, t); one DDIM step (eta 0) to t-1; the prior predicts
-x0 again there, and the loss compares that prediction with x: weighted L1 over stationary-wavelet
-sub-bands plus `dists_weight` x DISTS. The guidance comes from the clean face (ours: the restorer
-is left out of training, so A learns where the prior should override exact data).
+One training sample (docs/training.md#dgsa): a clean face x, a blur level s ~ U(s_range) and its
+guidance image g0 = k(s) * x; a respaced step whose t lies at or below the DSST start t(s) (so
+guidance would be active there); x_t = q_sample(x, t); the prior predicts x0; the closed-form
+guidance gives x0'; x0 <- x0 + A (x0' - x0) with A = DGSA(g0, x0, t); one DDIM step (eta 0) to t-1;
+the prior predicts x0 again there, and the loss compares that prediction with x: weighted L1 over
+stationary-wavelet sub-bands plus `dists_weight` x DISTS. The guidance comes from the clean face
+(ours: the restorer is left out of training, so A learns where the prior should override exact
+data).
 """
 
 from __future__ import annotations

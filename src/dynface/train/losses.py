@@ -35,7 +35,8 @@ def haar_swt(x: Tensor, levels: int = 2) -> list[Tensor]:
 
 
 class SWTLoss(nn.Module):
-    """Weighted L1 over stationary-wavelet sub-bands (DESIGN: DGSA loss, first term)."""
+    """Weighted L1 over stationary-wavelet sub-bands: the DGSA loss's first term
+    (docs/training.md#dgsa)."""
 
     def __init__(self, levels: int = 2, weights: list[float] | None = None):
         super().__init__()
