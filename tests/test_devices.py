@@ -106,3 +106,12 @@ def test_guidance_functions_keep_float64_on_the_cpu():
         closed_form_guidance(x0, g, s, active)
         gradient_guidance(x0, g, s, active)
     assert watch.device_ops > 0 and watch.offenders == []
+
+
+def test_restorer_to_moves_the_whole_pipeline(restorer):
+    restorer.to(META, "bf16")
+    assert restorer.device == META and restorer.precision == "bf16"
+    assert next(restorer.pipeline.prior.parameters()).dtype == torch.bfloat16
+    assert all(
+        p.device == META for m in restorer.pipeline.modules().values() for p in m.parameters()
+    )

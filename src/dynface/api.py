@@ -41,8 +41,21 @@ class Restorer:
         self.settings = settings
         #: The config as plain data (every default filled in), e.g. for traces.
         self.config = settings.to_dict()
-        self.device = device
         self.precision = precision
+        pipeline.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks run (the pipeline's device)."""
+        return self.pipeline.device
+
+    def to(self, device: str | torch.device, precision: str | None = None) -> Restorer:
+        """Move every network to `device` (and `precision`: fp32, fp16, bf16); returns self."""
+        if precision is not None and precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.precision = precision or self.precision
+        self.pipeline.to(device, PRECISIONS[self.precision])
+        return self
 
     @classmethod
     def from_config(
