@@ -13,7 +13,7 @@ its historical name so existing configs keep working.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -335,10 +335,9 @@ def _known(
     return {key: data[key] for key in data if key in names}
 
 
-def _section(cls: Callable[..., _T], data: Any, prefix: str) -> _T:
-    if data is None:
-        data = {}
-    return cls(**_known(cls, data, prefix + "."))  # type: ignore[arg-type]
+def _section(cls: type[_T], data: Any, prefix: str) -> _T:
+    """Build one flat section from its YAML mapping (None: every default)."""
+    return cls(**_known(cls, {} if data is None else data, prefix + "."))
 
 
 def _method_dict(data: Any) -> Any:

@@ -67,7 +67,7 @@ def build_traces(
     thumbs = None
     if plan.dgsa_map is not None:
         thumbs = F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
-    means = dgsa_means or [None] * len(starts)
+    means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(starts)]
     return [
         FaceTrace(
             **common[b],
@@ -77,7 +77,7 @@ def build_traces(
             estimator=method.estimator,
             guidance=method.guidance,
             dgsa=method.dgsa,
-            dgsa_mean=round(means[b], 4) if means[b] is not None else None,  # type: ignore[arg-type]
+            dgsa_mean=means[b],
             dgsa_thumbnail=[[round(v, 3) for v in row] for row in thumbs[b]] if thumbs else None,
         )
         for b in range(len(starts))
