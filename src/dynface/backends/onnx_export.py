@@ -1,0 +1,62 @@
+"""Export a network once to ONNX (fp32, dynamic batch axis) into its cache folder.
+
+Both the ONNX Runtime and the OpenVINO backend read this one file. The write is atomic (a
+temporary file renamed into place), so an interrupted export never leaves a half graph behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from dynface.backends.cache import graph_dir
+
+GRAPH_FILE = "model.onnx"
+OPSET = 17
+
+
+def input_names(count: int) -> list[str]:
+    """Names of the graph inputs: in0, in1, ..."""
+    return [f"in{i}" for i in range(count)]
+
+
+def exported_graph(net: nn.Module, example_inputs: Sequence[Tensor]) -> Path:
+    """Path of `net`'s ONNX graph, exporting it first when the cache has none for these weights."""
+    folder = graph_dir(net, example_inputs)
+    path = folder / GRAPH_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        export_onnx(net, example_inputs, path)
+    return path
+
+
+def export_onnx(net: nn.Module, example_inputs: Sequence[Tensor], path: Path) -> None:
+    """Trace `net` on `example_inputs` (fp32, CPU) and write the graph with a dynamic batch axis."""
+    names = input_names(len(example_inputs))
+    axes = {name: {0: "batch"} for name in [*names, "out"]}
+    inputs = tuple(x.detach().to("cpu", torch.float32) for x in example_inputs)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+            torch.onnx.export(
+                net,
+                inputs,
+                tmp,
+                dynamo=False,
+                input_names=names,
+                output_names=["out"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
