@@ -31,6 +31,8 @@ def load(graph: Path, precision: str) -> ArrayRunner:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3
+    # No busy-waiting between runs: it would steal the cores torch needs for the rest of a step.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     names = input_names(len(session.get_inputs()))
 
