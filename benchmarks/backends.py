@@ -4,7 +4,8 @@ Builds the official DifFace UNet (random weights, seeded) at 512, batch 1, compi
 installed backend and precision, and runs the candidates in rounds (eager, A, B, C, ... then again)
 so that load from other processes hits all of them alike. Reports per backend the median of the
 per-round time ratios to eager fp32, the max abs error of its output against eager fp32, and the
-time to compile (first: export; second: from the cache). Writes benchmarks/results/backends-cpu.json.
+time to compile (first: export; second: from the cache). Writes
+benchmarks/results/backends-<net>-cpu.json.
 
     python benchmarks/backends.py [--rounds 5] [--net unet|swinir] [--quick]
 """
@@ -44,7 +45,7 @@ def build(net_name: str, quick: bool) -> tuple[torch.nn.Module, tuple[torch.Tens
 
 
 def compile_timed(net, backend, precision, inputs) -> tuple[torch.nn.Module, dict]:
-    """Compile twice: the first call exports (when the cache is cold), the second reads the cache."""
+    """Compile twice: the first call exports (cold cache), the second reads the cache."""
     times = []
     for _ in range(2):
         start = time.perf_counter()

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dynface import weights
+from dynface.backends import BACKENDS, compile_net
 from dynface.checkpoints import load_into
 from dynface.config import NetworkConfig, RestoreConfig, load_restore_config
 from dynface.devices import pick_device
@@ -65,9 +66,18 @@ class Restorer:
         precision: str = "fp32",
         weights_dir: str | Path | None = None,
         overrides: Mapping[str, Any] | None = None,
+        backend: str = "auto",
     ) -> Restorer:
-        """Load a preset or YAML config, fetch or find its weights, and move it to `device`."""
+        """Load a preset or YAML config, fetch or find its weights, and move it to `device`.
+
+        `backend` runs the prior and the RM on a faster runtime (`dynface.backends`): "auto"
+        takes ONNX Runtime or OpenVINO on a CPU when installed (`dynface[cpu]`), else torch.
+        On a CPU, bf16 is applied by the backend (autocast or the runtime's precision hint) and
+        the weights stay float32; on a GPU the weights are cast.
+        """
         settings = load_restore_config(path_or_preset, overrides)
+        if backend not in BACKENDS:
+            raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         torch_device = pick_device(device)
@@ -79,9 +89,18 @@ class Restorer:
         rm = _build(build_swinir, settings.restorer, paths[1], seed + 1).eval()
         d = settings.diffusion
         diffusion = Diffusion(d.steps, d.schedule, d.respacing)
-        pipeline = Pipeline(prior, rm, diffusion, settings.method, image_size=settings.image_size)
-        pipeline.to(torch_device, PRECISIONS[precision])
+        pipeline = Pipeline(
+            prior, rm, diffusion, settings.method, settings.image_size, solver=d.solver
+        )
+        on_cpu = torch_device.type == "cpu"
+        pipeline.to(torch_device, torch.float32 if on_cpu else PRECISIONS[precision])
+        _compile_nets(pipeline, backend, precision, settings.image_size)
         return cls(pipeline, settings, torch_device, precision)
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """The runtime each big network runs on, e.g. {"prior": "openvino", "rm": "openvino"}."""
+        return {name: self.pipeline.modules()[name].backend for name in ("prior", "rm")}
 
     @property
     def is_random(self) -> bool:
@@ -213,6 +232,14 @@ def _resolve_weights(
     if missing:
         raise weights.WeightsUnavailable("\n".join(missing))
     return paths
+
+
+def _compile_nets(pipeline: Pipeline, backend: str, precision: str, size: int) -> None:
+    """Put the prior and the RM on `backend` for batches of (N, 3, size, size) faces."""
+    x = torch.zeros(1, 3, size, size, device=pipeline.device)
+    t = torch.zeros(1, device=pipeline.device)
+    pipeline.prior = compile_net(pipeline.prior, backend, precision, example_inputs=(x, t))
+    pipeline.rm = compile_net(pipeline.rm, backend, precision, example_inputs=(x,))
 
 
 def _build(

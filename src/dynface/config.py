@@ -38,6 +38,7 @@ PRESETS = ("default", "tiny-random")
 ALIASES = {
     "respacing": "diffusion.respacing",
     "steps": "diffusion.respacing",
+    "solver": "diffusion.solver",
     "mode": "method.mode",
     "eta": "method.eta",
     "guidance": "method.guidance",
@@ -49,6 +50,8 @@ METHOD_MODES = ("dynface", "difface")
 ESTIMATORS = ("learned", "zero-shot")
 DGSA_KINDS = ("heuristic", "learned", "none")
 SCHEDULES = ("linear", "cosine")
+#: Samplers (dynface.diffusion.SOLVERS): DDIM stays the default until real weights say otherwise.
+SOLVERS = ("ddim", "dpm2m")
 #: Bounds that keep a config from exhausting memory or time before it fails.
 MAX_IMAGE_SIZE = 4096
 MAX_TARGETS = 8
@@ -124,10 +127,12 @@ class DiffusionConfig:
     steps: int = DIFFUSION_STEPS
     schedule: str = "linear"
     respacing: str = "ddim250"
+    solver: str = "ddim"
 
     def __post_init__(self) -> None:
         check_int("diffusion.steps", self.steps, 2, MAX_DIFFUSION_STEPS)
         check_choice("diffusion.schedule", self.schedule, SCHEDULES)
+        check_choice("diffusion.solver", self.solver, SOLVERS)
         if isinstance(self.respacing, bool) or not isinstance(self.respacing, str | int):
             raise _fail(
                 "diffusion.respacing", "'ddimN' or step counts such as '250'", self.respacing

@@ -31,6 +31,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _CPU_ORDER = {"fp32": ("onnxruntime", "openvino"), "bf16": ("openvino",)}
 _RUNTIMES = {"onnxruntime": runtime_onnx, "openvino": runtime_openvino}
 _EXTRA_HINT = 'install it with: pip install "dynface[cpu]"'
+#: "auto" exports only nets at least this big; below it the export costs more than it saves.
+AUTO_MIN_PARAMS = 5_000_000
 log = logging.getLogger(__name__)
 
 
@@ -44,9 +46,10 @@ def available_backends() -> list[str]:
     return names + [name for name, runtime in _RUNTIMES.items() if runtime.available()]
 
 
-def pick_backend(device_type: str, precision: str) -> str:
-    """What "auto" means here: an installed CPU runtime with a fast path, else "torch"."""
-    if device_type != "cpu":
+def pick_backend(device_type: str, precision: str, params: int = AUTO_MIN_PARAMS) -> str:
+    """What "auto" means for a net of `params` parameters: an installed CPU runtime with a fast
+    path, else "torch" (always on GPUs, and for small nets)."""
+    if device_type != "cpu" or params < AUTO_MIN_PARAMS:
         return "torch"
     for name in _CPU_ORDER.get(precision, ()):
         if not _RUNTIMES[name].available():
@@ -66,8 +69,9 @@ def compile_net(
     """`net` running on `backend` at `precision`, called exactly like `net`.
 
     `example_inputs` fix every dimension but the batch (the exported graphs take any batch and
-    one timestep per sample); they are needed by the exporting backends only. The net is put in
-    eval mode; the torch backends may change its parameters' dtype and memory format in place.
+    one timestep per sample); they are needed by the exporting backends only. "auto" keeps nets
+    under AUTO_MIN_PARAMS on torch. The net is put in eval mode; the torch backends may change
+    its parameters' dtype and memory format in place.
     """
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -75,7 +79,8 @@ def compile_net(
         raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     net.eval()
     device = next(net.parameters()).device
-    chosen = pick_backend(device.type, precision) if backend == "auto" else backend
+    params = sum(p.numel() for p in net.parameters())
+    chosen = pick_backend(device.type, precision, params) if backend == "auto" else backend
     if chosen in ("torch", "torch-compile"):
         return TorchNet(net, precision, compile_graph=chosen == "torch-compile")
     try:

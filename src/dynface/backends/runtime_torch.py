@@ -1,4 +1,4 @@
-"""PyTorch eager backend with the flags that pay: inference mode everywhere; on the CPU, bf16
+"""PyTorch eager backend with the flags that pay: no autograd; on the CPU, bf16
 autocast with channels-last tensors; on a GPU, half-precision weights, channels-last and cuDNN
 autotuning. Optionally `torch.compile` (backend "torch-compile"), which pays on GPUs only.
 """
@@ -34,7 +34,7 @@ def wrap(net: nn.Module, precision: str, compile_graph: bool = False) -> Callabl
         first = inputs[0]
         cast = dtype if device.type == "cuda" else None
         args = [_prepare(x, cast, channels_last) for x in inputs]
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
             out = body(*args)
         return out.to(first.dtype).contiguous()
 

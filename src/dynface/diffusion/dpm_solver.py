@@ -86,7 +86,8 @@ def sample_dpm_2m(
         if index > 0 and bool(warm.any()):
             coef = correction_coef(diffusion, index, eta_all[rows]).to(x.device)
             coef = coef * warm.to(x.device, torch.float32).view(-1, 1, 1, 1)
-            update = update + coef * (eps - previous_eps[on_device]) / (2 * step_ratio(diffusion, index))
+            slope = (eps - previous_eps[on_device]) / (2 * step_ratio(diffusion, index))
+            update = update + coef * slope
         previous_eps[on_device] = eps
         x[on_device] = update.to(x.dtype)
         # 4. One callback per step.

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from dynface.config import MethodConfig
-from dynface.diffusion import Diffusion
+from dynface.diffusion import Diffusion, sampler
 from dynface.diffusion.ddim import Generators, StepInfo, noise_sampler
 from dynface.errors import UsageError
 from dynface.method.dblm import BlurLevelEstimator, LearnedEstimator, ZeroShotEstimator
@@ -52,8 +52,10 @@ class Pipeline:
         diffusion: Diffusion,
         method: MethodConfig,
         image_size: int = REFERENCE_SIZE,
+        solver: str = "ddim",
     ) -> None:
         self.prior, self.rm, self.diffusion, self.method = prior, rm, diffusion, method
+        self.sampler = sampler(diffusion, solver)
         self.image_size = image_size
         self.pixel_scale = image_size / REFERENCE_SIZE
         self.dsst = DSSTable.default() if method.dsst == "default" else DSSTable.load(method.dsst)
@@ -171,8 +173,8 @@ class Pipeline:
         progress: Callable[[int], None] | None,
         initial_noise: Tensor | None,
     ) -> tuple[Tensor, GuidanceHook | None]:
-        """x_start = sqrt(abar) x0 + sqrt(1 - abar) eps with each face's own noise, then DDIM
-        from each face's first step with every x0 guided by the hook (None: DifFace)."""
+        """x_start = sqrt(abar) x0 + sqrt(1 - abar) eps with each face's own noise, then DDIM (or
+        DPM-Solver-2M) from each face's first step, every x0 guided by the hook (None: DifFace)."""
         shape = plan.x_start.shape
         draw = noise_sampler(generator, shape, self.device)
         noise = draw(torch.arange(shape[0]), -1) if initial_noise is None else initial_noise
@@ -181,7 +183,7 @@ class Pipeline:
         if plan.mode == "dynface":
             timesteps = self.diffusion.timesteps
             hook = GuidanceHook(plan, self.method, self.dgsa, timesteps, self.pixel_scale)
-        x = self.diffusion.sample(
+        x = self.sampler(
             self.prior,
             x,
             plan.first_step,
