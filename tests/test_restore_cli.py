@@ -65,11 +65,16 @@ class Spy:
 def fake(monkeypatch: pytest.MonkeyPatch, tiny: Restorer) -> Spy:
     restorer = Spy(tiny)
 
-    def load(config, device, precision, weights_dir, steps):
+    def load(config, device, precision, weights_dir, steps, **options):
         if config == "missing":
             raise FileNotFoundError("no config named 'missing'")
         restorer.kwargs = dict(
-            config=config, device=device, precision=precision, weights_dir=weights_dir, steps=steps
+            config=config,
+            device=device,
+            precision=precision,
+            weights_dir=weights_dir,
+            steps=steps,
+            **options,
         )
         return restorer
 
@@ -152,10 +157,17 @@ def test_folder_of_photos_end_to_end_with_tiny_random(photos, tmp_path):
 def test_restorer_options_are_passed_through(fake, photos, tmp_path):
     args = ["--config", "tiny-random", "--device", "cpu", "--precision", "bf16"]
     args += ["--steps", "ddim50", "--weights-dir", str(tmp_path)]
+    args += ["--backend", "openvino", "--solver", "dpm2m"]
     result = run(str(photos / "astronaut.png"), "-o", str(tmp_path / "o"), *args)
     assert result.exit_code == 0, result.output
     assert fake.kwargs == dict(
-        config="tiny-random", device="cpu", precision="bf16", weights_dir=tmp_path, steps="ddim50"
+        config="tiny-random",
+        device="cpu",
+        precision="bf16",
+        weights_dir=tmp_path,
+        steps="ddim50",
+        backend="openvino",
+        solver="dpm2m",
     )
 
 
