@@ -239,7 +239,7 @@ def restore(
 
 
 def _backends_note(restorer: Any) -> str:
-    """", backend openvino" (or "prior X, rm Y" when they differ); empty for a fake restorer."""
+    """ ", backend openvino" (or "prior X, rm Y" when they differ); empty for a fake restorer."""
     names = getattr(restorer, "backends", None)
     if not names:
         return ""
