@@ -41,6 +41,12 @@ def _unet_inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture
+def auto_for_tiny(monkeypatch):
+    """Let "auto" export the tiny nets too (it keeps small nets on torch otherwise)."""
+    monkeypatch.setattr(backends, "AUTO_MIN_PARAMS", 0)
+
+
+@pytest.fixture
 def export_spy(monkeypatch):
     """Counts real exports (the cache is only checked through the graph files they write)."""
     calls = []
@@ -134,7 +140,17 @@ def test_changed_weights_export_a_new_graph(export_spy):
     assert (compiled(x, t) - expected).abs().max() < 1e-4  # the new weights, not the stale graph
 
 
-def test_auto_falls_back_when_runtimes_are_missing(monkeypatch):
+def test_auto_picks_a_runtime_when_installed(auto_for_tiny):
+    _need("onnxruntime")
+    _need("openvino")
+    assert compile_net(_unet(), "auto", "fp32", _unet_inputs(1)).backend == "onnxruntime"
+    if backends.runtime_openvino.bf16_native():
+        assert compile_net(_unet(), "auto", "bf16", _unet_inputs(1)).backend == "openvino"
+    backends.AUTO_MIN_PARAMS = 10**9
+    assert compile_net(_unet(), "auto", "fp32", _unet_inputs(1)).backend == "torch"  # small net
+
+
+def test_auto_falls_back_when_runtimes_are_missing(monkeypatch, auto_for_tiny):
     for name in RUNTIMES:
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
     assert backends.available_backends() == ["torch", "torch-compile"]
@@ -150,14 +166,23 @@ def test_auto_falls_back_when_runtimes_are_missing(monkeypatch):
         compile_net(net, "onnxruntime", example_inputs=(x, t))
 
 
-def test_auto_uses_the_other_runtime_when_one_is_missing(monkeypatch):
+def test_auto_falls_back_when_the_exporter_is_missing(monkeypatch, auto_for_tiny):
+    _need("onnxruntime")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # onnxruntime alone cannot export
+    assert backends.available_backends() == ["torch", "torch-compile"]
+    assert compile_net(_unet(), "auto", example_inputs=_unet_inputs(1)).backend == "torch"
+    with pytest.raises(BackendUnavailable, match=r"needs the onnx package.*dynface\[cpu\]"):
+        compile_net(_unet(), "onnxruntime", example_inputs=_unet_inputs(1))
+
+
+def test_auto_uses_the_other_runtime_when_one_is_missing(monkeypatch, auto_for_tiny):
     _need("openvino")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     compiled = compile_net(_unet(), "auto", "fp32", example_inputs=_unet_inputs(1))
     assert compiled.backend == "openvino"
 
 
-def test_auto_falls_back_when_the_export_fails(monkeypatch, caplog):
+def test_auto_falls_back_when_the_export_fails(monkeypatch, caplog, auto_for_tiny):
     _need("onnxruntime")
 
     def broken(net, example_inputs, path):

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from dynface.backends import runtime_onnx, runtime_openvino
+from dynface.backends import onnx_export, runtime_onnx, runtime_openvino
 from dynface.backends.compiled import CompiledNet
-from dynface.backends.onnx_export import exported_graph
 from dynface.backends.runtime_torch import TorchNet
 from dynface.errors import ResourceError, UsageError
 
@@ -43,7 +42,12 @@ class BackendUnavailable(ResourceError):
 def available_backends() -> list[str]:
     """The backends that can run on this machine (runtimes installed)."""
     names = ["torch", "torch-compile"]
-    return names + [name for name, runtime in _RUNTIMES.items() if runtime.available()]
+    return names + [name for name in _RUNTIMES if _usable(name)]
+
+
+def _usable(name: str) -> bool:
+    """An exporting runtime needs itself and the `onnx` package (for torch's exporter)."""
+    return _RUNTIMES[name].available() and onnx_export.available()
 
 
 def pick_backend(device_type: str, precision: str, params: int = AUTO_MIN_PARAMS) -> str:
@@ -52,7 +56,7 @@ def pick_backend(device_type: str, precision: str, params: int = AUTO_MIN_PARAMS
     if device_type != "cpu" or params < AUTO_MIN_PARAMS:
         return "torch"
     for name in _CPU_ORDER.get(precision, ()):
-        if not _RUNTIMES[name].available():
+        if not _usable(name):
             continue
         if name == "openvino" and precision == "bf16" and not runtime_openvino.bf16_native():
             continue
@@ -99,6 +103,8 @@ def _compile_exported(
     runtime = _RUNTIMES[name]
     if not runtime.available():
         raise BackendUnavailable(f"backend {name} is not installed; {_EXTRA_HINT}")
+    if not onnx_export.available():
+        raise BackendUnavailable(f"backend {name} needs the onnx package to export; {_EXTRA_HINT}")
     if device != "cpu":
         raise BackendUnavailable(f"backend {name} runs on the CPU only; use torch on {device}")
     if precision not in runtime.PRECISIONS:
@@ -108,7 +114,7 @@ def _compile_exported(
     if not example_inputs:
         raise UsageError(f"backend {name} needs example_inputs to export the network")
     try:
-        graph = exported_graph(net, example_inputs)
+        graph = onnx_export.exported_graph(net, example_inputs)
         runner = runtime.load(graph, precision)
     except Exception as exc:  # an exporter or runtime failure: auto falls back, explicit reports
         raise BackendUnavailable(f"backend {name} could not load this network ({exc})") from exc

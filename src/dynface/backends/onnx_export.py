@@ -6,6 +6,7 @@ temporary file renamed into place), so an interrupted export never leaves a half
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import warnings
@@ -19,6 +20,15 @@ from dynface.backends.cache import graph_dir
 
 GRAPH_FILE = "model.onnx"
 OPSET = 17
+
+
+def available() -> bool:
+    """True when the `onnx` package, which torch's exporter needs, imports."""
+    try:
+        importlib.import_module("onnx")
+    except ImportError:
+        return False
+    return True
 
 
 def input_names(count: int) -> list[str]:
