@@ -1,6 +1,7 @@
 """PyTorch eager backend with the flags that pay: no autograd; on the CPU, bf16
 autocast with channels-last tensors; on a GPU, half-precision weights, channels-last and cuDNN
-autotuning. Optionally `torch.compile` (backend "torch-compile"), which pays on GPUs only.
+autotuning. Optionally `torch.compile` (backend "torch-compile"): on our CPU it measured 1.06x
+eager after ~2 minutes of compiling, so it is meant for GPUs (not measured there yet).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def wrap(net: nn.Module, precision: str, compile_graph: bool = False) -> Callabl
         net.to(dtype)
     if channels_last:
         net.to(memory_format=torch.channels_last)
-    body = torch.compile(net, dynamic=False) if compile_graph else net
+    body = torch.compile(net) if compile_graph else net  # dynamic batch after one recompile
     autocast = device.type == "cpu" and precision == "bf16"
 
     def forward(*inputs: Tensor) -> Tensor:
