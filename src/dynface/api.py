@@ -100,7 +100,8 @@ class Restorer:
     @property
     def backends(self) -> dict[str, str]:
         """The runtime each big network runs on, e.g. {"prior": "openvino", "rm": "openvino"}."""
-        return {name: self.pipeline.modules()[name].backend for name in ("prior", "rm")}
+        nets = self.pipeline.modules()
+        return {name: str(getattr(nets[name], "backend", "torch")) for name in ("prior", "rm")}
 
     @property
     def is_random(self) -> bool:

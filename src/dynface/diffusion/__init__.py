@@ -9,6 +9,8 @@
 from collections.abc import Callable
 from functools import partial
 
+from torch import Tensor
+
 from dynface.diffusion.ddim import Diffusion
 from dynface.diffusion.dpm_solver import sample_dpm_2m
 from dynface.diffusion.schedule import beta_schedule, respaced_timesteps
@@ -16,7 +18,7 @@ from dynface.diffusion.schedule import beta_schedule, respaced_timesteps
 __all__ = ["Diffusion", "beta_schedule", "respaced_timesteps", "sampler"]
 
 
-def sampler(diffusion: Diffusion, solver: str = "ddim") -> Callable:
+def sampler(diffusion: Diffusion, solver: str = "ddim") -> Callable[..., Tensor]:
     """The sampling function of `solver` (config.SOLVERS) on `diffusion`, called like
     `diffusion.sample`."""
     if solver == "ddim":
