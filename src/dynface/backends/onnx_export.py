@@ -7,6 +7,7 @@ temporary file renamed into place), so an interrupted export never leaves a half
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import tempfile
 import warnings
@@ -20,6 +21,7 @@ from dynface.backends.cache import graph_dir
 
 GRAPH_FILE = "model.onnx"
 OPSET = 17
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -42,6 +44,8 @@ def exported_graph(net: nn.Module, example_inputs: Sequence[Tensor]) -> Path:
     path = folder / GRAPH_FILE
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
+        # A warning so that it shows without logging set up: the first export takes minutes.
+        log.warning("exporting %s to ONNX once (later runs reuse %s)", type(net).__name__, folder)
         export_onnx(net, example_inputs, path)
     return path
 
