@@ -112,3 +112,21 @@ def test_difface_runs_on_ddim50_end_to_end():
     trace = result.traces[0]
     assert trace["start_t"] == 400 and trace["nfe"] == 20 and trace["eta"] == 0.5
     assert torch.isfinite(result.images).all()
+
+
+def test_guidance_scale_protocol_declares_what_the_pipeline_reads():
+    from dynface.method.dgsa import GuidanceScale, HeuristicDGSA, LearnedDGSA
+    from dynface.nets.dgsa import DGSANet
+
+    assert "dynamic" in GuidanceScale.__annotations__
+    assert isinstance(HeuristicDGSA(), GuidanceScale) and not HeuristicDGSA().dynamic
+    assert isinstance(LearnedDGSA(DGSANet()), GuidanceScale) and LearnedDGSA(DGSANet()).dynamic
+
+    class NoFlag:
+        def __call__(self, g0, x0, t):
+            return g0
+
+        def modules(self):
+            return {}
+
+    assert not isinstance(NoFlag(), GuidanceScale)
