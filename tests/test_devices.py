@@ -87,7 +87,7 @@ def test_no_float64_tensor_reaches_a_device(restorer):
     pipeline.to(META)
     watch = Float64Watch()
     with watch:
-        work, r = pipeline._rm(faces)
+        work, r = pipeline.run_rm(faces)
         pipeline.estimator.sde(work)
         plan = pipeline.plan(work, r, s_star)
         x = pipeline.sample(plan, generator=None)

@@ -98,7 +98,7 @@ class Pipeline:
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
 
-    def _rm(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def run_rm(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """The input at the working size and r = clamp(RM(y), 0, 1), both float32 on the device."""
         work = resize(y.to(self.device, torch.float32), self.image_size).clamp(0, 1)
         return work, self.rm(work.to(self.dtype)).float().clamp(0, 1)
@@ -109,7 +109,7 @@ class Pipeline:
         mode. What `restore` would estimate, without sampling."""
         if self.method.mode == "difface":
             return None
-        return self.blur_levels(*self._rm(y))
+        return self.blur_levels(*self.run_rm(y))
 
     def blur_levels(self, work: Tensor, r: Tensor) -> Tensor:
         """s* (B,) in px at 512, on the CPU, from the working-size input and the RM output."""
@@ -140,7 +140,7 @@ class Pipeline:
         timing: dict[str, float] = {}
         clock = self._sync()
         # 1. RM: the restoration module's sharp estimate r at the working size.
-        work, r = self._rm(y)
+        work, r = self.run_rm(y)
         timing["rm_s"], clock = self._lap(clock)
         # 2. The plan: s*, s_j, g_j, t_j, start steps, eta, DGSA map.
         plan = self.plan(work, r, s_star)
