@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import yaml
@@ -22,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
 
 from dynface.data.datasets import FaceImages
+from dynface.errors import UsageError
 from dynface.parallel import has_accelerator
 from dynface.train.checkpoint import (
     latest_checkpoint,
@@ -92,8 +94,27 @@ def plot_curves(out: Path) -> Path | None:
     return out / "loss.png"
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run one training; return the path of the final weights (EMA when enabled)."""
+class TrainProgress(Protocol):
+    """What the main process reports while training (the CLI shows it; None prints nothing)."""
+
+    def started(self, first_step: int, last_step: int) -> None:
+        """Training runs steps first_step..last_step."""
+
+    def stepped(self, step: int, loss: float | None) -> None:
+        """A step is done; `loss` is the mean loss at logging steps, else None."""
+
+    def validated(self, step: int, figures: dict[str, float]) -> None:
+        """Validation figures at `step`."""
+
+
+def train(
+    config: TrainConfig, resume: bool = False, progress: TrainProgress | None = None
+) -> Path:
+    """Run one training; return the path of the final weights (EMA when enabled).
+
+    `progress` (main process only) hears of every step and validation; without it the
+    validation figures are printed, as before.
+    """
     # Without an accelerator, accelerate only joins a torchrun/MPI process group when told cpu=True.
     acc = Accelerator(mixed_precision=config.mixed_precision, cpu=not has_accelerator())
     out = config.out
@@ -101,7 +122,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     task = make_task(config)
     train_paths = config.train_data.paths(config.base_dir)
     if not train_paths:
-        raise ValueError("the config's train_data lists no images")
+        raise UsageError(
+            f"the config's train_data lists no images (looked under {config.base_dir}); point "
+            "train_data at a folder of face images"
+        )
     dataset = FaceImages(train_paths, config.image_size, flip=True)
     val_paths = config.val_data.paths(config.base_dir)
 
@@ -120,7 +144,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     start = 0
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {ckpt_dir}")
+        raise UsageError(f"--resume: no checkpoint under {ckpt_dir}; start without --resume")
     if ckpt is not None:
         load_weights(model, ckpt / "model.safetensors")
         if ema is not None and (ckpt / "ema.safetensors").is_file():
@@ -166,7 +190,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 figures = task.validate(net, val_images)
             net.train()
             _append_csv(out / "val.csv", {"step": step, **figures})
-            acc.print(f"step {step} validation: {json.dumps(figures)}")
+            if progress is not None:
+                progress.validated(step, figures)
+            else:
+                acc.print(f"step {step} validation: {json.dumps(figures)}")
             plot_curves(out)
         acc.wait_for_everyone()
 
@@ -174,6 +201,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     batches = _batches(dataset, config, acc.process_index, start)
     model.train()
     step = start
+    if progress is not None and acc.is_main_process:
+        progress.started(start + 1, config.steps)
     for step in range(start + 1, config.steps + 1):
         x = next(batches).to(acc.device, non_blocking=True)
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + acc.process_index * 7919 + step)
@@ -187,6 +216,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         opt.zero_grad(set_to_none=True)
         if ema is not None:
             ema.update_parameters(acc.unwrap_model(model))
+        mean_loss = None
         if step % config.log_every == 0 or step == config.steps:
             mean_loss = float(acc.reduce(loss.detach().float(), reduction="mean"))
             if acc.is_main_process:
@@ -198,6 +228,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     **metrics,
                 }
                 _append_csv(out / "log.csv", row)
+        if progress is not None and acc.is_main_process:
+            progress.stepped(step, mean_loss)
         out_of_time = False
         if config.max_minutes is not None:  # every process must agree on stopping
             late = torch.tensor([time.monotonic() - began > 60 * config.max_minutes])
