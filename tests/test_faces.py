@@ -14,7 +14,7 @@ from dynface.faces.align import (
     template,
 )
 from dynface.faces.detect import FaceDetector, prior_boxes, select_faces
-from dynface.faces.paste import crop_mask, paste_back, upscale_image
+from dynface.faces.paste import crop_mask, paste_back, upscale_background
 from dynface.io import read_image
 
 from .conftest import TEST_DATA, shared_path
@@ -210,7 +210,7 @@ def test_paste_back_unchanged_faces_is_seamless(detector, astronaut):
     crops, affines = align_faces(astronaut, [f.landmarks for f in faces])
     pasted = paste_back(astronaut, np.clip(crops, 0, 1), affines)
     assert psnr(pasted, astronaut) > 40.0
-    up = upscale_image(astronaut, 2)
+    up = upscale_background(astronaut, 2)
     pasted_up = paste_back(up, np.clip(crops, 0, 1), affines, upscale=2)
     assert pasted_up.shape == (1024, 1024, 3)
     assert psnr(pasted_up, up) > 40.0
@@ -252,3 +252,27 @@ def test_sideways_camera_photo_is_detected_upright(detector, tmp_path):
     eye_gap = marks[1] - marks[0]
     assert abs(eye_gap[1]) < 0.2 * abs(eye_gap[0])  # the eyes are level
     assert marks[:2, 1].mean() + 20 < marks[3:, 1].mean()  # and above the mouth
+
+
+@pytest.mark.parametrize("scale", [2.0, 1.5, 3.0, 0.5])
+def test_tiled_background_upscale_equals_a_whole_image_resize(astronaut, scale):
+    """The background is upscaled strip by strip; the seams must not show anywhere."""
+    photo = np.round(astronaut * 255).astype(np.uint8)
+    tiled = upscale_background(photo, scale)
+    height, width = tiled.shape[:2]
+    assert (width, height) == (round(512 * scale), round(512 * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    whole = cv2.resize(photo, (width, height), interpolation=interp)
+    assert tiled.dtype == np.uint8
+    assert np.abs(tiled.astype(int) - whole).max() <= 1  # fixed-point rounding only
+
+
+def test_paste_into_a_uint8_photo_matches_the_float_paste(detector, astronaut):
+    faces = detector.detect(astronaut)
+    crops, affines = align_faces(astronaut, [f.landmarks for f in faces])
+    white = np.ones_like(crops)
+    as_float = paste_back(upscale_background(astronaut, 2), white, affines, upscale=2)
+    photo = np.round(astronaut * 255).astype(np.uint8)
+    as_uint8 = paste_back(upscale_background(photo, 2), white, affines, upscale=2)
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == as_float.shape
+    assert np.abs(as_uint8 / 255.0 - as_float).max() < 2 / 255

@@ -22,7 +22,8 @@ from dynface.api import Restorer
 from dynface.cli import app
 from dynface.config import load_config
 from dynface.io import read_image, write_image, write_json
-from dynface.photos import RestoreOptions, output_names, restore_photos
+from dynface.outputs import output_names
+from dynface.photos import RestoreOptions, restore_photos
 
 from .conftest import TEST_DATA
 
@@ -258,7 +259,7 @@ def test_bad_inputs_each_get_one_line_and_exit_1(fake, photos, tmp_path):
     assert (totals(text)["images"], totals(text)["failed"]) == ("8", "7")
     written = sorted(p.name for p in (out / "final").iterdir())
     assert written == ["sixteen.png"]
-    assert read_image(out / "final" / "sixteen.png").was_gray is False
+    assert Image.open(out / "final" / "sixteen.png").mode == "RGB"  # written as 8-bit RGB
     assert not any(out.rglob("*.part"))
 
 

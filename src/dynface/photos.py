@@ -1,24 +1,31 @@
 """Whole photos and folders: read, detect, align, restore faces in batches, paste back, write.
 
-The library side of `dynface restore` (the web UI and API use it too). Faces of all images share
-batches: images are read and their faces aligned one by one, faces queue up, every full batch goes
-to `restorer.restore_aligned`, and a photo is pasted back and written as soon as all its faces are
-done, so memory holds about one batch of faces and their photos. Each input ends with one
-`PhotoResult` that says what happened; nothing is ever written for a photo that failed, and no
-existing file is replaced unless asked.
+The library side of `dynface restore` (the web UI and API use it too), in the order of
+GFPGAN's `enhance()`:
 
-Output layout under the output folder:
+    for each photo:   claim its output set, read it (uint8), detect and align its faces
+                      -> FaceBatcher.add: faces of all photos share batches of `batch_size`
+    for each photo whose faces are all restored:
+                      upscale the background (tiled), paste the faces back, write the set
+
+Memory holds about one batch of faces and their photos, each photo in uint8. Each input ends
+with one `PhotoResult`; nothing is written for a photo that failed, no file of the user's is
+replaced unless asked, and a crash leaves a record that the next run recognises and redoes
+(see `dynface.outputs.sets`). Output layout under the output folder:
+
     final/NAME.png             whole photo with restored faces (background upscaled, bicubic)
     faces/cropped/NAME_KK.png  aligned input faces
     faces/restored/NAME_KK.png restored faces
     traces/NAME.json           per photo: faces, boxes, landmarks, transforms, method traces
+    compare/NAME.png           per photo: each face before and after
+    records/NAME.json          per photo: what was written, written last
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,12 +34,15 @@ import cv2
 import numpy as np
 import torch
 
+from dynface.errors import UsageError
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
-from dynface.faces.paste import paste_back, upscale_image
-from dynface.io import ImageReadError, LoadedImage, read_image, write_image, write_json
+from dynface.faces.paste import output_size, paste_faces, upscale_background
+from dynface.io import ImageReadError, LoadedImage, image_size, read_image
+from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 
-#: Largest output photo (pixels) we agree to build; ~4 GB of float32 working memory.
+#: Largest output photo (pixels) we agree to build: about 0.9 GB as uint8, plus Pillow's 1.2 GB
+#: copy while the PNG is encoded (see docs/restore.md for what a photo costs).
 MAX_OUTPUT_PIXELS = 300_000_000
 
 
@@ -116,57 +126,295 @@ class _NoProgress:
         """Ignore."""
 
 
+class PhotoUnusable(Exception):
+    """This input cannot be restored; the message says why (and what to do)."""
+
+
 @dataclass
-class _Job:
-    """One photo in flight: its pixels, faces, aligned crops and the restored crops so far."""
+class Photo:
+    """One photo in flight: its pixels (uint8), faces, aligned crops and restored crops so far."""
 
     index: int
-    name: str
     image: LoadedImage
+    claim: Claim
     faces: list[DetectedFace | None]
-    crops: np.ndarray
-    affines: np.ndarray | None
+    crops: np.ndarray  # (N, S, S, 3) float32 in [0, 1]
+    affines: np.ndarray | None  # (N, 2, 3) photo -> crop; None for aligned inputs
     started: float
-    restored: list[np.ndarray | None] = field(default_factory=list)
-    traces: list[Any] = field(default_factory=list)
+    restored: list[np.ndarray | None] = field(init=False)
+    traces: list[Any] = field(init=False)
+    pending: int = field(init=False)
     error: str | None = None
-    pending: int = 0
+
+    def __post_init__(self) -> None:
+        self.restored = [None] * len(self.faces)
+        self.traces = [None] * len(self.faces)
+        self.pending = len(self.faces)
 
 
-def output_names(paths: Sequence[Path]) -> list[str]:
-    """Distinct output names: the file stem, made unique when two inputs share it."""
-    names: list[str] = []
-    taken: set[str] = set()
-    for path in paths:
-        name = path.stem
-        if name in taken:
-            name = f"{path.stem}_{path.suffix.lstrip('.').lower()}"
-        base, counter = name, 2
-        while name in taken:
-            name, counter = f"{base}_{counter}", counter + 1
-        taken.add(name)
-        names.append(name)
-    return names
+def restore_photos(
+    paths: Iterable[str | Path] | str | Path,
+    restorer: AlignedRestorer,
+    outdir: str | Path,
+    options: RestoreOptions | None = None,
+    detector: FaceDetector | None = None,
+    progress: Progress | None = None,
+) -> list[PhotoResult]:
+    """Restore every face of every photo and write the outputs; one result per input, in order.
+
+    Raises UsageError (a ValueError) for bad options or an output folder that cannot be used.
+    """
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    options = checked_options(options or RestoreOptions(), restorer)
+    folder = OutputFolder(outdir)
+    folder.check(paths)
+    if detector is None and not options.aligned:
+        detector = FaceDetector()
+    progress = progress or _NoProgress()
+    batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress)
+    results: dict[int, PhotoResult] = {}
+    for index, (path, name) in enumerate(zip(paths, folder.names(paths), strict=True)):
+        claim = claim_outputs(folder, path, name, options)
+        photo = prepare_photo(index, path, claim, options, detector)
+        if isinstance(photo, PhotoResult):
+            results[index] = photo
+            continue
+        progress.faces_found(len(photo.faces))
+        for done in batcher.add(photo):
+            results[done.index] = finish_photo(done, options, restorer)
+    for done in batcher.flush():
+        results[done.index] = finish_photo(done, options, restorer)
+    return [results[index] for index in sorted(results)]
 
 
-def planned_outputs(outdir: Path, name: str, faces: int, aligned: bool) -> list[Path]:
-    """The image files one photo writes: final, then cropped and restored face per face."""
-    paths = [outdir / "final" / f"{name}.png"]
-    suffixes = [""] if aligned else [f"_{k:02d}" for k in range(faces)]
-    for suffix in suffixes:
-        paths.append(outdir / "faces" / "cropped" / f"{name}{suffix}.png")
-        paths.append(outdir / "faces" / "restored" / f"{name}{suffix}.png")
-    return paths
+def checked_options(options: RestoreOptions, restorer: AlignedRestorer) -> RestoreOptions:
+    """Options with their face size filled in; UsageError for values that cannot work."""
+    if options.batch_size < 1:
+        raise UsageError("batch_size must be at least 1")
+    if not options.upscale > 0:
+        raise UsageError("upscale must be positive")
+    if options.face_size is None:
+        config = getattr(restorer, "config", None) or {}
+        options = replace(options, face_size=int(config.get("image_size", 512)))
+    return options
 
 
-def trace_path(outdir: Path, name: str) -> Path:
-    """Where the JSON trace of one photo goes."""
-    return outdir / "traces" / f"{name}.json"
+def claim_outputs(folder: OutputFolder, path: Path, name: str, options: RestoreOptions) -> Claim:
+    """Claim the output set of one photo (see `OutputFolder.claim`) before any work on it."""
+    files = PhotoFiles(folder.root, name)
+    wanted = [files.final]
+    if options.aligned:
+        wanted += files.faces(1, aligned=True)[0]
+    if options.save_trace:
+        wanted.append(files.trace)
+    if options.save_comparison:
+        wanted.append(files.compare)
+    return folder.claim(path, name, wanted, options.overwrite)
 
 
-def comparison_path(outdir: Path, name: str) -> Path:
-    """Where the before/after sheet of one photo's faces goes."""
-    return outdir / "compare" / f"{name}.png"
+def prepare_photo(
+    index: int,
+    path: Path,
+    claim: Claim,
+    options: RestoreOptions,
+    detector: FaceDetector | None,
+) -> Photo | PhotoResult:
+    """Read one photo, find and align its faces; or say why it is skipped or cannot be restored."""
+    started = time.perf_counter()
+    if claim.skip:
+        return PhotoResult(path, "skipped", claim.skip)
+    try:
+        image = read_photo(path, options)
+        if options.aligned:
+            faces, crops, affines = [None], aligned_crop(image, options), None
+        else:
+            assert detector is not None
+            faces, crops, affines = find_faces(image, detector, options)
+    except (ImageReadError, PhotoUnusable) as exc:
+        claim.release()
+        return PhotoResult(path, "failed", str(exc))
+    return Photo(index, image, claim, faces, crops, affines, started)
+
+
+def read_photo(path: Path, options: RestoreOptions) -> LoadedImage:
+    """The photo as uint8 RGB, after checking from its header that its output is not too big."""
+    width, height = image_size(path)
+    if options.aligned and abs(height - width) > 0.02 * max(height, width):
+        raise PhotoUnusable(
+            f"{width}x{height} is not a square aligned face crop; drop --aligned for photos"
+        )
+    out_w, out_h = output_size((width, height), options.upscale)
+    if not options.aligned and out_w * out_h > MAX_OUTPUT_PIXELS:
+        raise PhotoUnusable(
+            f"{width}x{height} px upscaled x{options.upscale:g} would exceed "
+            f"{MAX_OUTPUT_PIXELS // 1_000_000} MP; use a smaller --upscale"
+        )
+    return read_image(path, dtype=np.uint8)
+
+
+def aligned_crop(image: LoadedImage, options: RestoreOptions) -> np.ndarray:
+    """An aligned face crop resized to the face size: (1, S, S, 3) float32 in [0, 1]."""
+    size = int(options.face_size or 512)
+    width = image.size[0]
+    interp = cv2.INTER_AREA if width > size else cv2.INTER_CUBIC
+    crop = cv2.resize(image.pixels, (size, size), interpolation=interp)
+    return (crop.astype(np.float32) / 255.0)[None]
+
+
+def find_faces(
+    image: LoadedImage, detector: FaceDetector, options: RestoreOptions
+) -> tuple[list[DetectedFace | None], np.ndarray, np.ndarray]:
+    """Detect, select and align the faces of a photo: faces, crops (N, S, S, 3), affines."""
+    faces = detector.detect(image.pixels)
+    faces = select_faces(faces, image_size=image.size, only_center=options.only_center_face)
+    if not faces:
+        width, height = image.size
+        raise PhotoUnusable(
+            f"no face found in {width}x{height} px (nothing written; faces smaller than "
+            f"{detector.min_face_size:g} px are ignored; use --aligned for face crops)"
+        )
+    size = int(options.face_size or 512)
+    crops, affines = align_faces(image.pixels, [face.landmarks for face in faces], size)
+    return list(faces), crops.astype(np.float32) / 255.0, affines
+
+
+class FaceBatcher:
+    """Queues the faces of photos and restores them in batches of `size`, across photos.
+
+    `add(photo)` and `flush()` return the photos whose faces are now all done (or failed).
+    Batch i gets seed `seed + i`.
+    """
+
+    def __init__(
+        self, restorer: AlignedRestorer, size: int, seed: int | None, progress: Progress
+    ) -> None:
+        self.restorer = restorer
+        self.size = size
+        self.seed = seed
+        self.progress = progress
+        self.batches = 0
+        self.queue: deque[tuple[Photo, int]] = deque()
+
+    def add(self, photo: Photo) -> list[Photo]:
+        """Queue every face of `photo`; restore the batches that are full."""
+        self.queue.extend((photo, k) for k in range(len(photo.faces)))
+        return self._run(flush=False)
+
+    def flush(self) -> list[Photo]:
+        """Restore what is queued, the last batch possibly short."""
+        return self._run(flush=True)
+
+    def _run(self, flush: bool) -> list[Photo]:
+        done: list[Photo] = []
+        while len(self.queue) >= self.size or (flush and self.queue):
+            batch = [self.queue.popleft() for _ in range(min(self.size, len(self.queue)))]
+            seed = None if self.seed is None else self.seed + self.batches
+            self.batches += 1
+            self._restore(batch, seed)
+            self.progress.faces_done(len(batch))
+            photos = {id(photo): photo for photo, _ in batch}.values()
+            done.extend(photo for photo in photos if photo.pending == 0)
+        return done
+
+    def _restore(self, batch: list[tuple[Photo, int]], seed: int | None) -> None:
+        """Restore one batch; on error, mark its photos failed with the reason."""
+        crops = np.stack([photo.crops[k] for photo, k in batch])
+        images = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
+        try:
+            result = self.restorer.restore_aligned(
+                images,
+                seed=seed,
+                progress=self.progress.steps_done,
+                on_plan=self.progress.steps_planned,
+            )
+            restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+            traces = list(getattr(result, "traces", None) or [None] * len(batch))
+            if restored.shape[0] != len(batch):
+                raise RuntimeError(f"restorer returned {restored.shape[0]} faces for {len(batch)}")
+        except (RuntimeError, ValueError) as exc:
+            restored, traces = [None] * len(batch), [None] * len(batch)
+            for photo, _ in batch:
+                photo.error = photo.error or f"restoration failed: {exc}"
+        for (photo, k), face, trace in zip(batch, restored, traces, strict=True):
+            if face is not None:
+                photo.restored[k] = fit_face(face, photo)
+                photo.traces[k] = trace
+            photo.pending -= 1
+
+
+def fit_face(face: np.ndarray, photo: Photo) -> np.ndarray:
+    """A restored face at the crop's size, gray again when the photo is black and white."""
+    if face.shape[:2] != photo.crops.shape[1:3]:
+        face = cv2.resize(face, photo.crops.shape[1:3][::-1], interpolation=cv2.INTER_AREA)
+    return to_gray(face) if photo.image.was_gray else face
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def finish_photo(photo: Photo, options: RestoreOptions, restorer: AlignedRestorer) -> PhotoResult:
+    """Paste the restored faces back and write the photo's output set; release its claim."""
+    path, count = photo.image.path, len(photo.faces)
+    try:
+        if photo.error is not None:
+            return PhotoResult(path, "failed", photo.error, faces_found=count)
+        restored = np.stack([face for face in photo.restored if face is not None])
+        images, data = output_set(photo, restored, options, restorer)
+        info = {"faces": count, "seconds": round(time.perf_counter() - photo.started, 3)}
+        written = photo.claim.commit(images, data, info)
+    except OSError as exc:
+        message = f"could not write outputs: {printable(exc)}"
+        return PhotoResult(path, "failed", message, faces_found=count)
+    finally:
+        photo.claim.release()
+    return PhotoResult(
+        path,
+        "ok",
+        "; ".join(notes(photo.image)),
+        faces_found=count,
+        faces_restored=count,
+        seconds=time.perf_counter() - photo.started,
+        outputs=written,
+    )
+
+
+def output_set(
+    photo: Photo, restored: np.ndarray, options: RestoreOptions, restorer: AlignedRestorer
+) -> tuple[dict[Path, np.ndarray], dict[Path, Any]]:
+    """Every file of one photo: images (path -> pixels) and JSON files (path -> data)."""
+    files: PhotoFiles = photo.claim.files
+    images: dict[Path, np.ndarray] = {files.final: compose(photo, restored, options)}
+    pairs = files.faces(len(photo.faces), options.aligned)
+    for (cropped, restored_path), crop, face in zip(pairs, photo.crops, restored, strict=True):
+        images[cropped] = crop
+        images[restored_path] = face
+    if options.save_comparison:
+        images[files.compare] = comparison_sheet(photo.crops, restored)
+    data = {files.trace: trace_record(photo, restorer, options)} if options.save_trace else {}
+    return images, data
+
+
+def compose(photo: Photo, restored: np.ndarray, options: RestoreOptions) -> np.ndarray:
+    """The final image: the upscaled photo with the faces pasted back (uint8), alpha re-attached."""
+    if options.aligned:
+        return restored[0]
+    final = upscale_background(photo.image.pixels, options.upscale)
+    paste_faces(final, restored, photo.affines, photo_size=photo.image.size)
+    if photo.image.alpha is not None:
+        final = with_alpha(final, photo.image.alpha)
+    return final
+
+
+def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Re-attach the input's transparency (same dtype as `rgb`), resized to the output: RGBA."""
+    height, width = rgb.shape[:2]
+    resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+    if rgb.dtype == np.uint8 and resized.dtype != np.uint8:
+        resized = np.round(np.clip(resized, 0, 1) * 255).astype(np.uint8)
+    return np.concatenate([rgb, resized[..., None].astype(rgb.dtype)], axis=2)
 
 
 def comparison_sheet(crops: np.ndarray, restored: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -180,255 +428,34 @@ def comparison_sheet(crops: np.ndarray, restored: np.ndarray, gap: int = 8) -> n
     return sheet
 
 
-def restore_photos(
-    paths: Iterable[Path],
-    restorer: AlignedRestorer,
-    outdir: Path,
-    options: RestoreOptions | None = None,
-    detector: FaceDetector | None = None,
-    progress: Progress | None = None,
-) -> list[PhotoResult]:
-    """Restore every face of every photo and write the outputs; one result per input, in order."""
-    options = options or RestoreOptions()
-    if options.batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    if options.upscale <= 0:
-        raise ValueError("upscale must be positive")
-    paths = list(paths)
-    if options.face_size is None:
-        config = getattr(restorer, "config", None) or {}
-        options = replace(options, face_size=int(config.get("image_size", 512)))
-    progress = progress or _NoProgress()
-    detector = detector if detector is not None or options.aligned else FaceDetector()
-    results: list[PhotoResult | None] = [None] * len(paths)
-    queue: deque[tuple[_Job, int]] = deque()
-    jobs: list[_Job] = []
-    batch_index = 0
-
-    def run_batches(flush: bool) -> None:
-        nonlocal batch_index
-        while len(queue) >= options.batch_size or (flush and queue):
-            batch = [queue.popleft() for _ in range(min(options.batch_size, len(queue)))]
-            seed = None if options.seed is None else options.seed + batch_index
-            _restore_batch(restorer, batch, seed, progress)
-            batch_index += 1
-            progress.faces_done(len(batch))
-            for job in {id(job): job for job, _ in batch}.values():
-                if job.pending == 0:
-                    results[job.index] = _finish(job, outdir, options, restorer)
-                    jobs.remove(job)
-
-    for index, (path, name) in enumerate(zip(paths, output_names(paths), strict=True)):
-        job_or_result = _prepare(index, path, name, outdir, options, detector)
-        if isinstance(job_or_result, PhotoResult):
-            results[index] = job_or_result
-            continue
-        job = job_or_result
-        jobs.append(job)
-        progress.faces_found(len(job.faces))
-        queue.extend((job, k) for k in range(len(job.faces)))
-        run_batches(flush=False)
-    run_batches(flush=True)
-    return [result for result in results if result is not None]
+def notes(image: LoadedImage) -> list[str]:
+    """What the summary line says about how the input was treated."""
+    found = []
+    if image.was_gray:
+        found.append("grayscale input: restored faces kept grayscale")
+    if image.alpha is not None:
+        found.append("transparency kept")
+    if image.bit_depth > 8:
+        found.append(f"{image.bit_depth}-bit input written as 8-bit PNG")
+    return found
 
 
-def _prepare(
-    index: int,
-    path: Path,
-    name: str,
-    outdir: Path,
-    options: RestoreOptions,
-    detector: FaceDetector | None,
-) -> _Job | PhotoResult:
-    """Read one photo, find and align its faces; or say why it cannot be restored."""
-    started = time.perf_counter()
-    existing = _existing(path, outdir, name, 0, options)
-    if existing is not None:
-        return existing
-    try:
-        image = read_image(path)
-    except ImageReadError as exc:
-        return PhotoResult(path, "failed", str(exc))
-    size = int(options.face_size or 512)
-    if options.aligned:
-        height, width = image.pixels.shape[:2]
-        if abs(height - width) > 0.02 * max(height, width):
-            return PhotoResult(
-                path,
-                "failed",
-                f"{width}x{height} is not a square aligned face crop; drop --aligned for photos",
-            )
-        interp = cv2.INTER_AREA if width > size else cv2.INTER_CUBIC
-        crop = cv2.resize(image.pixels, (size, size), interpolation=interp)
-        crops = np.clip(crop, 0, 1)[None]
-        existing = _existing(path, outdir, name, 1, options)
-        if existing is not None:
-            return existing
-        return _Job(index, name, image, [None], crops, None, started, [None], [None], None, 1)
-    width, height = image.size
-    out_pixels = round(width * options.upscale) * round(height * options.upscale)
-    if out_pixels > MAX_OUTPUT_PIXELS:
-        return PhotoResult(
-            path,
-            "failed",
-            f"{width}x{height} px upscaled x{options.upscale:g} would exceed "
-            f"{MAX_OUTPUT_PIXELS // 1_000_000} MP; use a smaller --upscale",
-        )
-    assert detector is not None
-    faces = detector.detect(image.pixels)
-    faces = select_faces(faces, image_size=image.size, only_center=options.only_center_face)
-    if not faces:
-        return PhotoResult(
-            path,
-            "failed",
-            f"no face found in {width}x{height} px (nothing written; faces smaller than "
-            f"{detector.min_face_size:g} px are ignored; use --aligned for face crops)",
-        )
-    existing = _existing(path, outdir, name, len(faces), options)
-    if existing is not None:
-        return existing
-    crops, affines = align_faces(image.pixels, [face.landmarks for face in faces], size)
-    count = len(faces)
-    return _Job(
-        index,
-        name,
-        image,
-        list(faces),
-        np.clip(crops, 0, 1),
-        affines,
-        started,
-        [None] * count,
-        [None] * count,
-        None,
-        count,
-    )
-
-
-def _existing(
-    path: Path, outdir: Path, name: str, faces: int, options: RestoreOptions
-) -> PhotoResult | None:
-    """A "skipped" result when an output of this photo exists and --overwrite is off."""
-    if options.overwrite:
-        return None
-    paths = planned_outputs(outdir, name, faces, options.aligned)
-    if options.save_trace:
-        paths.append(trace_path(outdir, name))
-    if options.save_comparison:
-        paths.append(comparison_path(outdir, name))
-    for target in paths:
-        if target.exists():
-            return PhotoResult(
-                target, "skipped", f"{target} exists; pass --overwrite to replace it"
-            )
-    return None
-
-
-def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Re-attach the input's transparency, resized to the output: RGBA (H, W, 4)."""
-    height, width = rgb.shape[:2]
-    resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.concatenate([rgb, np.clip(resized, 0, 1)[..., None]], axis=2)
-
-
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
-    return np.repeat(luma[..., None], 3, axis=-1)
-
-
-def _restore_batch(
-    restorer: AlignedRestorer, batch: list[tuple[_Job, int]], seed: int | None, progress: Progress
-) -> None:
-    """Restore one batch of aligned faces; on error, mark their photos failed with the reason."""
-    crops = np.stack([job.crops[k] for job, k in batch])
-    images = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
-    try:
-        result = restorer.restore_aligned(
-            images, seed=seed, progress=progress.steps_done, on_plan=progress.steps_planned
-        )
-        restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-        traces = list(getattr(result, "traces", None) or [None] * len(batch))
-        if restored.shape[0] != len(batch):
-            raise RuntimeError(f"restorer returned {restored.shape[0]} faces for {len(batch)}")
-    except (RuntimeError, ValueError) as exc:
-        for job, _ in batch:
-            job.error = job.error or f"restoration failed: {exc}"
-            job.pending -= 1
-        return
-    for (job, k), face, trace in zip(batch, restored, traces, strict=True):
-        if face.shape[:2] != job.crops.shape[1:3]:
-            face = cv2.resize(face, job.crops.shape[1:3][::-1], interpolation=cv2.INTER_AREA)
-        if job.image.was_gray:
-            face = to_gray(face)
-        job.restored[k] = face
-        job.traces[k] = trace
-        job.pending -= 1
-
-
-def _finish(
-    job: _Job, outdir: Path, options: RestoreOptions, restorer: AlignedRestorer
-) -> PhotoResult:
-    """Paste the restored faces back and write every output of one photo."""
-    path, count = job.image.path, len(job.faces)
-    if job.error is not None:
-        return PhotoResult(path, "failed", job.error, faces_found=count)
-    restored = np.stack([face for face in job.restored if face is not None])
-    if options.aligned:
-        final = restored[0]
-    else:
-        background = upscale_image(job.image.pixels, options.upscale)
-        final = paste_back(background, restored, job.affines, photo_size=job.image.size)
-    if job.image.alpha is not None:
-        final = with_alpha(final, job.image.alpha)
-    targets = planned_outputs(outdir, job.name, count, options.aligned)
-    images = [final] + [image for k in range(count) for image in (job.crops[k], restored[k])]
-    try:
-        written = [
-            write_image(target, pixels, overwrite=options.overwrite)
-            for target, pixels in zip(targets, images, strict=True)
-        ]
-        if options.save_comparison:
-            sheet = comparison_sheet(job.crops[:count], restored)
-            written.append(write_image(comparison_path(outdir, job.name), sheet, options.overwrite))
-        if options.save_trace:
-            record = _trace(job, restorer, options)
-            written.append(write_json(trace_path(outdir, job.name), record, options.overwrite))
-    except OSError as exc:
-        return PhotoResult(path, "failed", f"could not write outputs: {exc}", faces_found=count)
-    notes = []
-    if job.image.was_gray:
-        notes.append("grayscale input: restored faces kept grayscale")
-    if job.image.alpha is not None:
-        notes.append("transparency kept")
-    if job.image.bit_depth > 8:
-        notes.append(f"{job.image.bit_depth}-bit input written as 8-bit PNG")
-    return PhotoResult(
-        path,
-        "ok",
-        "; ".join(notes),
-        faces_found=count,
-        faces_restored=count,
-        seconds=time.perf_counter() - job.started,
-        outputs=written,
-    )
-
-
-def _trace(job: _Job, restorer: AlignedRestorer, options: RestoreOptions) -> dict[str, Any]:
+def trace_record(photo: Photo, restorer: AlignedRestorer, options: RestoreOptions) -> dict:
     """JSON-ready record of what was done to one photo."""
     faces = []
-    for k, face in enumerate(job.faces):
-        entry: dict[str, Any] = {"index": k, "method": job.traces[k]}
-        if face is not None and job.affines is not None:
+    for k, face in enumerate(photo.faces):
+        entry: dict[str, Any] = {"index": k, "method": photo.traces[k]}
+        if face is not None and photo.affines is not None:
             entry.update(
                 box=face.box.tolist(),
                 score=face.score,
                 landmarks=face.landmarks.tolist(),
-                affine=job.affines[k].tolist(),
+                affine=photo.affines[k].tolist(),
             )
         faces.append(entry)
     return {
-        "input": str(job.image.path),
-        "size": list(job.image.size),
+        "input": str(photo.image.path),
+        "size": list(photo.image.size),
         "aligned": options.aligned,
         "upscale": options.upscale,
         "seed": options.seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from enum import StrEnum
@@ -66,6 +67,34 @@ SolverOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+InputsArgument = Annotated[
+    list[str],
+    typer.Argument(help="Image files, folders (their images, not recursive) and glob patterns."),
+]
+OutputOption = Annotated[Path, typer.Option("-o", "--output", help="Output folder.")]
+AlignedOption = Annotated[
+    bool,
+    typer.Option("--aligned", help="Inputs are already aligned square face crops (FFHQ style)."),
+]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed for reproducible results.")]
+UpscaleOption = Annotated[
+    float, typer.Option(help="Scale of the whole output photo (background: bicubic).")
+]
+OnlyCenterFaceOption = Annotated[
+    bool,
+    typer.Option("--only-center-face", help="Restore only the face nearest the photo's centre."),
+]
+SaveTraceOption = Annotated[
+    bool,
+    typer.Option("--save-trace", help="Write traces/NAME.json (faces, transforms, method steps)."),
+]
+SaveComparisonOption = Annotated[
+    bool,
+    typer.Option("--save-comparison", help="Write compare/NAME.png: each face before and after."),
+]
+BatchSizeOption = Annotated[
+    int, typer.Option(min=1, help="Faces restored together (across photos).")
+]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
@@ -138,13 +167,9 @@ def load_restorer(
 
 
 def restore(
-    inputs: list[str] = typer.Argument(
-        ..., help="Image files, folders (their images, not recursive) and glob patterns."
-    ),
-    output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
-    aligned: bool = typer.Option(
-        False, "--aligned", help="Inputs are already aligned square face crops (FFHQ style)."
-    ),
+    inputs: InputsArgument,
+    output: OutputOption,
+    aligned: AlignedOption = False,
     config: ConfigOption = "default",
     weights_dir: WeightsDirOption = None,
     device: DeviceOption = Device.auto,
@@ -152,74 +177,32 @@ def restore(
     steps: StepsOption = None,
     solver: SolverOption = None,
     backend: BackendOption = Backend.auto,
-    seed: int | None = typer.Option(None, help="Random seed for reproducible results."),
-    upscale: float = typer.Option(
-        2.0, help="Scale of the whole output photo (background: bicubic)."
-    ),
-    only_center_face: bool = typer.Option(
-        False, "--only-center-face", help="Restore only the face nearest the photo's centre."
-    ),
-    save_trace: bool = typer.Option(
-        False, "--save-trace", help="Write traces/NAME.json (faces, transforms, method steps)."
-    ),
-    save_comparison: bool = typer.Option(
-        False, "--save-comparison", help="Write compare/NAME.png: each face before and after."
-    ),
+    seed: SeedOption = None,
+    upscale: UpscaleOption = 2.0,
+    only_center_face: OnlyCenterFaceOption = False,
+    save_trace: SaveTraceOption = False,
+    save_comparison: SaveComparisonOption = False,
     overwrite: OverwriteOption = False,
-    batch_size: int = typer.Option(4, min=1, help="Faces restored together (across photos)."),
+    batch_size: BatchSizeOption = 4,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
-    Writes final/ (whole photos), faces/cropped/, faces/restored/ and traces/ (--save-trace).
+    Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
     from rich.console import Console
 
-    from dynface.io import list_images
     from dynface.photos import RestoreOptions, restore_photos
 
     console = Console()
     if upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
-    if output.exists() and not output.is_dir():
-        raise typer.BadParameter(f"{output} is a file, not a folder", param_hint="-o")
-    paths = list_images(list(inputs))
-    if not paths:
-        raise typer.BadParameter(
-            "no image files found in " + ", ".join(inputs) + " (folders are read without their "
-            "subfolders; quote a glob such as 'photos/**/*.jpg' to go deeper)",
-            param_hint="INPUT",
-        )
-    missing = [str(path) for path in paths if not path.exists()]
-    if missing:
-        raise typer.BadParameter(
-            "no such file: " + ", ".join(missing) + "; check the path", param_hint="INPUT"
-        )
+    paths = find_inputs(inputs)
     check_options(config, device.value, precision.value, steps)
-    try:
-        restorer = load_restorer(
-            config,
-            device.value,
-            precision.value,
-            weights_dir,
-            steps,
-            backend=backend.value,
-            solver=solver.value if solver is not None else None,
-        )
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
-    except RuntimeError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from exc
-    console.print(
-        f"dynface restore: {len(paths)} input(s), device {restorer.device}, "
-        f"config {config}, precision {precision.value}{_backends_note(restorer)}"
-    )
-    if getattr(restorer, "is_random", False):
-        console.print(
-            "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
-            "the method runs in full, but the faces come out as flat patches, not restorations"
-        )
+    check_output(output, paths)
+    chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
+    restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
+    _announce(console, restorer, len(paths), config, precision.value)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -236,6 +219,82 @@ def restore(
     _summary(console, results, time.perf_counter() - started, output)
     if any(result.failed for result in results):
         raise typer.Exit(1)
+
+
+def find_inputs(inputs: list[str]) -> list[Path]:
+    """The image paths named by files, folders and globs; usage errors for what matches nothing.
+
+    Only a file named on the command line must exist; a broken link found in a folder fails on
+    its own later, as an unreadable file does.
+    """
+    from dynface.io import is_glob, list_images
+    from dynface.outputs import printable
+
+    named = [item for item in inputs if not is_glob(item) and not Path(item).is_dir()]
+    missing = [printable(item) for item in named if not os.path.lexists(item)]
+    if missing:
+        raise typer.BadParameter(
+            "no such file: " + ", ".join(missing) + "; check the path", param_hint="INPUT"
+        )
+    paths = list_images(list(inputs))
+    if not paths:
+        raise typer.BadParameter(
+            "no image files found in "
+            + ", ".join(printable(item) for item in inputs)
+            + " (folders are read without their subfolders; quote a glob such as "
+            "'photos/**/*.jpg' to go deeper)",
+            param_hint="INPUT",
+        )
+    return paths
+
+
+def check_output(output: Path, paths: list[Path]) -> None:
+    """Usage error, before any network loads, for an -o that cannot take this run's outputs."""
+    from dynface.errors import UsageError
+    from dynface.outputs import OutputFolder, printable
+
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(f"{printable(output)} is a file, not a folder", param_hint="-o")
+    try:
+        OutputFolder(output).check(paths)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="-o") from None
+
+
+def _load(
+    console: Any,
+    config: str,
+    device: str,
+    precision: str,
+    weights_dir: Path | None,
+    steps: str | None,
+    chosen: dict[str, Any],
+) -> Any:
+    """The restorer; a bad config is a usage error, a missing weight file a failure (exit 1).
+
+    `chosen`: the backend and solver options, passed on as given.
+    """
+    try:
+        return load_restorer(config, device, precision, weights_dir, steps, **chosen)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def _announce(console: Any, restorer: Any, count: int, config: str, precision: str) -> None:
+    """First lines of a run: inputs, device, config; a warning for random weights."""
+    console.print(
+        f"dynface restore: {count} input(s), device {restorer.device}, "
+        f"config {config}, precision {precision}{_backends_note(restorer)}",
+        highlight=False,
+    )
+    if getattr(restorer, "is_random", False):
+        console.print(
+            "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
+            "the method runs in full, but the faces come out as flat patches, not restorations"
+        )
 
 
 def _backends_note(restorer: Any) -> str:
@@ -312,26 +371,13 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
     from rich.markup import escape
     from rich.table import Table
 
-    styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
+    from dynface.outputs import printable
+
     for result in results:
-        parts = []
-        if result.faces_found or result.status == "ok":
-            parts.append(f"{result.faces_restored}/{result.faces_found} faces")
-        if result.status == "ok":
-            parts.append(f"{result.seconds:.1f} s")
-        message = result.message.removeprefix(f"{result.path}: ")
-        if message:
-            parts.append(message)
-        detail = f": {'; '.join(parts)}" if parts else ""
-        style = styles[result.status]
-        console.print(
-            f"[{style}]{result.status:>7}[/] {escape(str(result.path))}{escape(detail)}",
-            soft_wrap=True,
-            highlight=False,
-        )
+        console.print(_result_line(result), soft_wrap=True, highlight=False)
     found = sum(result.faces_found for result in results)
     restored = sum(result.faces_restored for result in results)
-    table = Table(title=f"dynface restore -> {escape(str(output))}")
+    table = Table(title=f"dynface restore -> {escape(printable(output))}")
     for column in ("images", "failed", "skipped", "faces found", "restored", "failed faces"):
         table.add_column(column, justify="right")
     table.add_column("time per face", justify="right")
@@ -345,3 +391,22 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
         f"{seconds / restored:.2f} s" if restored else "-",
     )
     console.print(table)
+
+
+def _result_line(result: Any) -> str:
+    """`     ok path: 1/1 faces; 2.0 s` as Rich markup, control characters shown escaped."""
+    from rich.markup import escape
+
+    from dynface.outputs import printable
+
+    parts = []
+    if result.faces_found or result.status == "ok":
+        parts.append(f"{result.faces_restored}/{result.faces_found} faces")
+    if result.status == "ok":
+        parts.append(f"{result.seconds:.1f} s")
+    message = result.message.removeprefix(f"{result.path}: ")
+    if message:
+        parts.append(message)
+    detail = printable(f": {'; '.join(parts)}" if parts else "")
+    style = {"ok": "green", "failed": "red", "skipped": "yellow"}[result.status]
+    return f"[{style}]{result.status:>7}[/] {escape(printable(result.path))}{escape(detail)}"
