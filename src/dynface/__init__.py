@@ -6,7 +6,9 @@ Public names (imported on first use, so `dynface --help` stays fast):
     FaceTrace        what the method did to one face (`to_dict()` for JSON)
     RestoreConfig    the typed config tree; `load_restore_config(preset_or_yaml, overrides)`
     DynfaceError, UsageError, ResourceError   the exceptions dynface raises on purpose
-Whole photos: `dynface.photos.restore_photos`. The data path: docs/architecture.md.
+    restore_photos   whole photos and folders: `restore_photos(paths, restorer, outdir)`
+    RestoreOptions, PhotoResult   its options, and what happened to each input
+The data path: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -26,17 +28,23 @@ _EXPORTS = {
     "DynfaceError": "dynface.errors",
     "UsageError": "dynface.errors",
     "ResourceError": "dynface.errors",
+    "restore_photos": "dynface.photos",
+    "RestoreOptions": "dynface.photos",
+    "PhotoResult": "dynface.photos",
 }
 __all__ = [
     "DynfaceError",
     "FaceTrace",
+    "PhotoResult",
     "ResourceError",
     "RestoreConfig",
+    "RestoreOptions",
     "RestoreResult",
     "Restorer",
     "UsageError",
     "__version__",
     "load_restore_config",
+    "restore_photos",
 ]
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from dynface.config import RestoreConfig, load_restore_config
     from dynface.errors import DynfaceError, ResourceError, UsageError
     from dynface.method.trace import FaceTrace
+    from dynface.photos import PhotoResult, RestoreOptions, restore_photos
     from dynface.results import RestoreResult
 
 
