@@ -172,11 +172,20 @@ def test_restorer_options_are_passed_through(fake, photos, tmp_path):
     )
 
 
-def test_batch_size_groups_faces_across_photos(fake, photos, tmp_path):
+def test_batch_size_groups_faces_across_photos_and_never_changes_a_face(fake, photos, tmp_path):
     shutil.copy(photos / "astronaut.png", photos / "astronaut_copy.png")
-    result = run(str(photos), "-o", str(tmp_path / "o"), "--batch-size", "2", "--seed", "3")
+    result = run(str(photos), "-o", str(tmp_path / "two"), "--batch-size", "2", "--seed", "3")
     assert result.exit_code == 0, result.output
-    assert fake.calls == [(2, 3), (1, 4)]
+    assert [size for size, _ in fake.calls] == [2, 1]
+    assert all(len(seeds) == size for size, seeds in fake.calls)  # one seed per face
+    result = run(str(photos), "-o", str(tmp_path / "one"), "--batch-size", "1", "--seed", "3")
+    assert [size for size, _ in fake.calls[2:]] == [1, 1, 1]
+    restored = sorted((tmp_path / "two" / "faces" / "restored").iterdir())
+    assert len(restored) == 3
+    for face in restored:
+        alone = tmp_path / "one" / "faces" / "restored" / face.name
+        difference = np.abs(read_image(face).pixels - read_image(alone).pixels).max()
+        assert difference <= 1 / 255 + 1e-6, face.name  # PNG rounding of float noise only
 
 
 def test_globs_upscale_one_and_only_center_face(fake, photos, tmp_path):
@@ -309,7 +318,7 @@ def test_library_streams_photos_and_rejects_bad_options(tmp_path, tiny):
         paths, restorer, tmp_path, RestoreOptions(batch_size=1, upscale=1, seed=None)
     )
     assert [r.status for r in results] == ["ok", "ok"]
-    assert restorer.calls == [(1, None), (1, None)]
+    assert restorer.calls == [(1, None), (1, None)]  # no seed: the global generator
     assert all(len(r.outputs) == 3 for r in results)
     with pytest.raises(ValueError):
         restore_photos(paths, restorer, tmp_path, RestoreOptions(batch_size=0))

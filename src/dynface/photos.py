@@ -24,6 +24,7 @@ replaced unless asked, and a crash leaves a record that the next run recognises 
 from __future__ import annotations
 
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from dynface.api import face_seed
 from dynface.errors import UsageError
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
@@ -54,12 +56,13 @@ class AlignedRestorer(Protocol):
     def restore_aligned(
         self,
         images: torch.Tensor,
-        seed: int | None = None,
+        seed: int | list[int] | None = None,
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
     ) -> Any:
         """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`.
 
+        `seed`: one per face.
         `on_plan(n)`: the batch will take n face-steps; `progress(k)`: k more are done.
         """
         ...
@@ -282,7 +285,8 @@ class FaceBatcher:
     """Queues the faces of photos and restores them in batches of `size`, across photos.
 
     `add(photo)` and `flush()` return the photos whose faces are now all done (or failed).
-    Batch i gets seed `seed + i`.
+    Each face gets its own seed from `seed`, its photo's output name and its index, so its
+    result depends neither on the batch it shares nor on the batch size or the run's other photos.
     """
 
     def __init__(
@@ -292,7 +296,6 @@ class FaceBatcher:
         self.size = size
         self.seed = seed
         self.progress = progress
-        self.batches = 0
         self.queue: deque[tuple[Photo, int]] = deque()
 
     def add(self, photo: Photo) -> list[Photo]:
@@ -308,15 +311,21 @@ class FaceBatcher:
         done: list[Photo] = []
         while len(self.queue) >= self.size or (flush and self.queue):
             batch = [self.queue.popleft() for _ in range(min(self.size, len(self.queue)))]
-            seed = None if self.seed is None else self.seed + self.batches
-            self.batches += 1
-            self._restore(batch, seed)
+            self._restore(batch, self._seeds(batch))
             self.progress.faces_done(len(batch))
             photos = {id(photo): photo for photo, _ in batch}.values()
             done.extend(photo for photo in photos if photo.pending == 0)
         return done
 
-    def _restore(self, batch: list[tuple[Photo, int]], seed: int | None) -> None:
+    def _seeds(self, batch: list[tuple[Photo, int]]) -> list[int] | None:
+        """One seed per face: from the run's seed, the photo's output name and the face index."""
+        if self.seed is None:
+            return None
+        return [
+            face_seed(self.seed, zlib.crc32(f"{p.claim.files.name}/{k}".encode())) for p, k in batch
+        ]
+
+    def _restore(self, batch: list[tuple[Photo, int]], seed: list[int] | None) -> None:
         """Restore one batch; on error, mark its photos failed with the reason."""
         crops = np.stack([photo.crops[k] for photo, k in batch])
         images = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
