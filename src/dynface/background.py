@@ -24,7 +24,7 @@ from dynface.checkpoints import load_into
 from dynface.config import BackgroundConfig, NetworkConfig
 from dynface.devices import pick_device
 from dynface.errors import UsageError
-from dynface.faces.paste import upscale_image
+from dynface.faces.paste import upscale_background
 from dynface.nets.rrdbnet import RRDBNet, build_rrdbnet
 from dynface.tiling import TileSpec, tiled_upscale
 
@@ -59,10 +59,9 @@ class BicubicUpsampler:
         self.note = note
 
     def upscale(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, BackgroundReport]:
-        """Resize an (H, W, 3) uint8 or [0, 1] float image by `scale`; float32 in [0, 1] out."""
+        """Resize an (H, W, 3) uint8 or [0, 1] float image by `scale` (tiled); same dtype out."""
         started = time.perf_counter()
-        pixels = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
-        result = upscale_image(pixels, scale)
+        result = upscale_background(image, scale)
         return result, BackgroundReport(self.name, time.perf_counter() - started, note=self.note)
 
 
