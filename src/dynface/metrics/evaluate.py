@@ -130,56 +130,85 @@ def evaluate(
     wanted = [m for m in METRICS if m in options.metrics]
     pairs = match_pairs(Path(restored), Path(gt) if gt is not None else None)
     procs = processes(options.device)
-    device = procs.device
-    missing: dict[str, str] = {}
-    if gt is None:
-        for name in wanted:
-            if name in NEEDS_GT:
-                missing[name] = "needs ground truth (--gt): it is a full-reference metric"
-    with procs.main_first():  # one process downloads or hash-checks weight files at a time
-        lpips_model = _prepare("lpips", wanted, missing, lambda: _lpips(options, device))
-        faces = _prepare("idd", wanted, missing, _faces) if {"idd", "lmd"} & set(wanted) else None
-        if faces is None and "lmd" in wanted and "lmd" not in missing:
-            missing["lmd"] = missing.get("idd", "face models unavailable")
-        fid_setup = _prepare("fid", wanted, missing, lambda: _fid_setup(options, gt, device))
-    active = [m for m in wanted if m not in missing]
-
-    order = {stem: i for i, (stem, _, _) in enumerate(pairs)}
-    mine = procs.shard(pairs)
-    rows: list[dict[str, object]] = []
+    tools = _Tools.build(wanted, gt, options, procs)
+    active = [m for m in wanted if m not in tools.missing]
     with _progress(progress and procs.is_main) as bar:
-        task = bar.add_task(_share_label("metrics", procs), total=len(mine))
-        for batch in _batches(mine, options.batch_size):
-            for names, restored_batch, gt_batch, files in _stack_same_size(batch, device):
-                scores = _batch_scores(active, restored_batch, gt_batch, lpips_model, faces)
-                for i, (stem, rpath, gpath) in enumerate(files):
-                    row: dict[str, object] = {"name": stem, "restored": str(rpath)}
-                    row["gt"] = str(gpath) if gpath is not None else ""
-                    row.update({m: float(v[i]) for m, v in scores.items()})
-                    rows.append(row)
-                bar.advance(task, len(names))
-        rows = sorted(
-            (r for part in procs.gather(rows) for r in part), key=lambda r: order[r["name"]]
-        )
+        rows = _score_rows(pairs, active, tools, options, procs, bar)
         summary, counts = _means(rows, [m for m in active if m not in SET_LEVEL])
         for name, count in counts.items():
             if count == 0:
-                missing[name] = (
+                tools.missing[name] = (
                     "no image gave a value (no face found, or images under 96x192 px for NIQE)"
                 )
-        info: dict[str, object] = {"images": len(rows), "device": str(device)}
+        info: dict[str, object] = {"images": len(rows), "device": str(procs.device)}
         gaps = _without_value(rows, list(counts))
         if gaps:
             info["without_value"] = gaps
-        if fid_setup is not None and "fid" in active:
-            fid = _fid(fid_setup, [p[1] for p in pairs], options, procs, bar)
+        if tools.fid is not None and "fid" in active:
+            fid = _fid(tools.fid, [p[1] for p in pairs], options, procs, bar)
             if fid is not None:
                 value, stats, fid_info = fid
                 summary["fid"], counts["fid"] = value, stats.count
                 info.update(fid_info, fid_stats=stats)
     if not procs.is_main:
         return None
-    return EvalReport(rows=rows, summary=summary, counts=counts, missing=missing, info=info)
+    return EvalReport(rows=rows, summary=summary, counts=counts, missing=tools.missing, info=info)
+
+
+@dataclass
+class _Tools:
+    """The networks the requested metrics need, and why the others cannot run."""
+
+    missing: dict[str, str]
+    lpips: object | None
+    faces: object | None
+    fid: _FidSetup | None
+
+    @classmethod
+    def build(
+        cls, wanted: list[str], gt: Path | None, options: EvalOptions, procs: Processes
+    ) -> _Tools:
+        """Load what each wanted metric needs; record why any cannot run."""
+        device = procs.device
+        missing: dict[str, str] = {}
+        if gt is None:
+            for name in wanted:
+                if name in NEEDS_GT:
+                    missing[name] = "needs ground truth (--gt): it is a full-reference metric"
+        with procs.main_first():  # one process downloads or hash-checks weight files at a time
+            lpips_model = _prepare("lpips", wanted, missing, lambda: _lpips(options, device))
+            need_faces = {"idd", "lmd"} & set(wanted)
+            faces = _prepare("idd", wanted, missing, _faces) if need_faces else None
+            if faces is None and "lmd" in wanted and "lmd" not in missing:
+                missing["lmd"] = missing.get("idd", "face models unavailable")
+            fid_setup = _prepare("fid", wanted, missing, lambda: _fid_setup(options, gt, device))
+        return cls(missing, lpips_model, faces, fid_setup)
+
+
+def _score_rows(
+    pairs: list[tuple[str, Path, Path | None]],
+    active: list[str],
+    tools: _Tools,
+    options: EvalOptions,
+    procs: Processes,
+    bar,
+) -> list[dict[str, object]]:
+    """Per-image rows of this process's share, gathered and put back in input order."""
+    order = {stem: i for i, (stem, _, _) in enumerate(pairs)}
+    mine = procs.shard(pairs)
+    rows: list[dict[str, object]] = []
+    task = bar.add_task(_share_label("metrics", procs), total=len(mine))
+    for batch in _batches(mine, options.batch_size):
+        for names, restored_batch, gt_batch, files in _stack_same_size(batch, procs.device):
+            scores = _batch_scores(active, restored_batch, gt_batch, tools.lpips, tools.faces)
+            for i, (stem, rpath, gpath) in enumerate(files):
+                row: dict[str, object] = {"name": stem, "restored": str(rpath)}
+                row["gt"] = str(gpath) if gpath is not None else ""
+                row.update({m: float(v[i]) for m, v in scores.items()})
+                rows.append(row)
+            bar.advance(task, len(names))
+    gathered = (r for part in procs.gather(rows) for r in part)
+    return sorted(gathered, key=lambda r: order[str(r["name"])])
 
 
 def _prepare(name: str, wanted: list[str], missing: dict[str, str], build: Callable[[], object]):
@@ -237,42 +266,10 @@ def _fid(
     setup: _FidSetup, restored: list[Path], options: EvalOptions, procs: Processes, bar
 ) -> tuple[float, FeatureStats, dict[str, object]] | None:
     """FID of the restored files against the reference folder or statistics file (main only)."""
-    cache_root = (options.cache_dir or default_cache_dir()) if options.use_cache else None
-
-    def features(paths: list[Path]) -> np.ndarray | None:
-        mine = procs.shard(paths)
-        label = _share_label(f"FID features ({paths[0].parent.name})", procs)
-        task = bar.add_task(label, total=len(mine))
-        cache = FeatureCache(cache_root, paths[0].parent, setup.name)
-        feats = None  # stays None for a process with no share (fewer images than processes)
-        if mine:
-            feats = folder_features(
-                mine,
-                setup.extractor,
-                load_image,
-                cache,
-                batch_size=options.batch_size,
-                device=procs.device,
-                progress=lambda n: bar.advance(task, n),
-                save=procs.world_size == 1,
-            )
-        if procs.world_size == 1:
-            return feats
-        parts = procs.gather(feats)
-        if not procs.is_main:
-            return None
-        full = np.empty((len(paths), parts[0].shape[1]), dtype=parts[0].dtype)
-        for rank, part in enumerate(parts):
-            if part is not None:
-                full[rank :: procs.world_size] = part
-        for path, feat in zip(paths, full, strict=True):
-            if cache.get(path) is None:
-                cache.put(path, feat)
-        cache.save()
-        return full
-
-    restored_features = features(restored)
-    ref_features = None if setup.reference.is_file() else features(list_images([setup.reference]))
+    restored_features = _features(restored, setup, options, procs, bar)
+    ref_features = None
+    if not setup.reference.is_file():
+        ref_features = _features(list_images([setup.reference]), setup, options, procs, bar)
     if restored_features is None:
         return None
     stats = FeatureStats.of(restored_features)
@@ -283,6 +280,43 @@ def _fid(
     info = {"fid_reference": str(setup.reference), "fid_extractor": setup.name}
     info["fid_reference_count"] = ref_stats.count
     return frechet_distance(stats, ref_stats), stats, info
+
+
+def _features(
+    paths: list[Path], setup: _FidSetup, options: EvalOptions, procs: Processes, bar
+) -> np.ndarray | None:
+    """FID features of a folder's files, each process its share, cached; None off the main."""
+    cache_root = (options.cache_dir or default_cache_dir()) if options.use_cache else None
+    mine = procs.shard(paths)
+    label = _share_label(f"FID features ({paths[0].parent.name})", procs)
+    task = bar.add_task(label, total=len(mine))
+    cache = FeatureCache(cache_root, paths[0].parent, setup.name)
+    feats = None  # stays None for a process with no share (fewer images than processes)
+    if mine:
+        feats = folder_features(
+            mine,
+            setup.extractor,
+            load_image,
+            cache,
+            batch_size=options.batch_size,
+            device=procs.device,
+            progress=lambda n: bar.advance(task, n),
+            save=procs.world_size == 1,
+        )
+    if procs.world_size == 1:
+        return feats
+    parts = procs.gather(feats)
+    if not procs.is_main:
+        return None
+    full = np.empty((len(paths), parts[0].shape[1]), dtype=parts[0].dtype)
+    for rank, part in enumerate(parts):
+        if part is not None:
+            full[rank :: procs.world_size] = part
+    for path, feat in zip(paths, full, strict=True):
+        if cache.get(path) is None:
+            cache.put(path, feat)
+    cache.save()
+    return full
 
 
 def _batch_scores(
