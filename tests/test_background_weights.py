@@ -30,3 +30,10 @@ def test_a_tampered_file_is_refused_by_its_sha256(tmp_path):
     (tmp_path / spec.filename).write_bytes(b"not the release file")
     with pytest.raises(WeightsCorrupted, match="sha256"):
         make_background_upsampler("realesrgan", None, "cpu", weights_dir=tmp_path, scale=2)
+
+
+def test_auto_without_downloaded_weights_says_how_to_get_them():
+    upsampler = make_background_upsampler("auto", None, "cpu", scale=2)
+    assert upsampler.name == "bicubic"
+    assert "RealESRGAN_x2plus is not downloaded" in upsampler.note
+    assert "`dynface weights download RealESRGAN_x2plus`" in upsampler.note
