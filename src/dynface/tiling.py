@@ -43,7 +43,7 @@ def window_starts(length: int, window: int, overlap: int, align: int = 1) -> lis
         return [0]
     count = math.ceil((length - window) / (window - overlap)) + 1
     spots = np.linspace(0, length - window, count)
-    return [int(round(s / align)) * align for s in spots]
+    return sorted({int(round(s / align)) * align for s in spots})
 
 
 def blend_weights(starts: list[int], window: int, length: int, scale: int) -> list[np.ndarray]:
