@@ -127,7 +127,9 @@ def tiled_upscale(
     return out
 
 
-def _run(net: Net, tiles: list[np.ndarray], device: torch.device | str, dtype: torch.dtype):
+def _run(
+    net: Net, tiles: list[np.ndarray], device: torch.device | str, dtype: torch.dtype
+) -> list[np.ndarray]:
     """One batch of equal (h, w, 3) tiles through `net`; (h*s, w*s, 3) float32 arrays back."""
     batch = torch.from_numpy(np.stack(tiles)).to(device)
     if batch.dtype == torch.uint8:
