@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from dynface.api import face_seed
+from dynface.background import BackgroundUpsampler, BicubicUpsampler, make_background_upsampler
 from dynface.errors import UsageError
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
-from dynface.background import BackgroundUpsampler, BicubicUpsampler, make_background_upsampler
 from dynface.faces.paste import output_size, paste_faces
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
