@@ -79,11 +79,11 @@ def test_auto_on_a_cpu_keeps_bicubic_and_says_why():
     assert "no GPU" in report.note and "--bg-upsampler realesrgan" in report.note
 
 
-def test_auto_without_weights_keeps_bicubic_and_says_how_to_get_them(tmp_path):
+def test_auto_with_a_missing_weight_path_keeps_bicubic_and_says_why(tmp_path):
     section = {"x2": {"weights": str(tmp_path / "absent.pth"), "params": {"scale": 2}}}
     upsampler = make_background_upsampler("auto", section, "cpu")
     assert isinstance(upsampler, BicubicUpsampler)
-    assert "not downloaded" in upsampler.note
+    assert upsampler.note == f"auto: {tmp_path / 'absent.pth'} does not exist"
 
 
 def test_bf16_stays_close_to_fp32():

@@ -204,13 +204,10 @@ def _auto_refusal(name: str, device: torch.device, weights_dir: str | Path | Non
         try:
             status, _ = weights.local_status(weights.get_spec(name), weights_dir)
         except weights.WeightsUnavailable:
-            status = "missing"
+            return f"{name} does not exist"
         if status != "present":
             state = "not downloaded" if status == "missing" else f"{status} on disk"
-            return (
-                f"{name} is {state} (`dynface weights download {name}`, then "
-                "--bg-upsampler realesrgan)"
-            )
+            return f"{name} is {state} (`dynface weights download {name}` to use it)"
     if device.type == "cpu":
         return "no GPU; --bg-upsampler realesrgan runs it on the CPU (slow: minutes per photo)"
     return None

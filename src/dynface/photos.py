@@ -13,7 +13,7 @@ with one `PhotoResult`; nothing is written for a photo that failed, no file of t
 replaced unless asked, and a crash leaves a record that the next run recognises and redoes
 (see `dynface.outputs.sets`). Output layout under the output folder:
 
-    final/NAME.png             whole photo with restored faces (background upscaled, bicubic)
+    final/NAME.png             whole photo with restored faces (background: `bg_upsampler`)
     faces/cropped/NAME_KK.png  aligned input faces
     faces/restored/NAME_KK.png restored faces
     traces/NAME.json           per photo: faces, boxes, landmarks, transforms, method traces
@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from dynface.api import face_seed
+from dynface.background import BackgroundUpsampler, BicubicUpsampler, make_background_upsampler
 from dynface.errors import UsageError
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
-from dynface.faces.paste import output_size, paste_faces, upscale_background
+from dynface.faces.paste import output_size, paste_faces
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 
@@ -82,6 +83,8 @@ class RestoreOptions:
     overwrite: bool = False
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
+    #: Background under the faces: "realesrgan", "none" (bicubic) or "auto" (see background.py).
+    bg_upsampler: str = "auto"
 
 
 @dataclass
@@ -148,6 +151,7 @@ class Photo:
     traces: list[Any] = field(init=False)
     pending: int = field(init=False)
     error: str | None = None
+    background: dict[str, Any] | None = None  # what upscaled the background, for the trace
 
     def __post_init__(self) -> None:
         self.restored = [None] * len(self.faces)
@@ -162,9 +166,12 @@ def restore_photos(
     options: RestoreOptions | None = None,
     detector: FaceDetector | None = None,
     progress: Progress | None = None,
+    background: BackgroundUpsampler | None = None,
 ) -> list[PhotoResult]:
     """Restore every face of every photo and write the outputs; one result per input, in order.
 
+    `background` upscales what is not a face; by default it is built from
+    `options.bg_upsampler` and the restorer config's `background` section.
     Raises UsageError (a ValueError) for bad options or an output folder that cannot be used.
     """
     paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
@@ -174,6 +181,8 @@ def restore_photos(
     if detector is None and not options.aligned:
         detector = FaceDetector()
     progress = progress or _NoProgress()
+    if background is None and not options.aligned:
+        background = default_background(restorer, options)
     batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress)
     results: dict[int, PhotoResult] = {}
     for index, (path, name) in enumerate(zip(paths, folder.names(paths), strict=True)):
@@ -184,9 +193,9 @@ def restore_photos(
             continue
         progress.faces_found(len(photo.faces))
         for done in batcher.add(photo):
-            results[done.index] = finish_photo(done, options, restorer)
+            results[done.index] = finish_photo(done, options, restorer, background)
     for done in batcher.flush():
-        results[done.index] = finish_photo(done, options, restorer)
+        results[done.index] = finish_photo(done, options, restorer, background)
     return [results[index] for index in sorted(results)]
 
 
@@ -360,18 +369,38 @@ def fit_face(face: np.ndarray, photo: Photo) -> np.ndarray:
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma replicated to three channels: a grayscale photo keeps grayscale faces."""
+    if rgb.dtype == np.uint8:
+        return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
     return np.repeat(luma[..., None], 3, axis=-1)
 
 
-def finish_photo(photo: Photo, options: RestoreOptions, restorer: AlignedRestorer) -> PhotoResult:
+def default_background(restorer: AlignedRestorer, options: RestoreOptions) -> BackgroundUpsampler:
+    """The upsampler `options.bg_upsampler` names, on the restorer's device and precision."""
+    config = getattr(restorer, "config", None) or {}
+    return make_background_upsampler(
+        options.bg_upsampler,
+        config.get("background"),
+        getattr(restorer, "device", "cpu"),
+        getattr(restorer, "precision", "fp32"),
+        scale=options.upscale,
+        seed=int(config.get("random_weights_seed", 0)),
+    )
+
+
+def finish_photo(
+    photo: Photo,
+    options: RestoreOptions,
+    restorer: AlignedRestorer,
+    background: BackgroundUpsampler | None = None,
+) -> PhotoResult:
     """Paste the restored faces back and write the photo's output set; release its claim."""
     path, count = photo.image.path, len(photo.faces)
     try:
         if photo.error is not None:
             return PhotoResult(path, "failed", photo.error, faces_found=count)
         restored = np.stack([face for face in photo.restored if face is not None])
-        images, data = output_set(photo, restored, options, restorer)
+        images, data = output_set(photo, restored, options, restorer, background)
         info = {"faces": count, "seconds": round(time.perf_counter() - photo.started, 3)}
         written = photo.claim.commit(images, data, info)
     except OSError as exc:
@@ -391,11 +420,16 @@ def finish_photo(photo: Photo, options: RestoreOptions, restorer: AlignedRestore
 
 
 def output_set(
-    photo: Photo, restored: np.ndarray, options: RestoreOptions, restorer: AlignedRestorer
+    photo: Photo,
+    restored: np.ndarray,
+    options: RestoreOptions,
+    restorer: AlignedRestorer,
+    background: BackgroundUpsampler | None = None,
 ) -> tuple[dict[Path, np.ndarray], dict[Path, Any]]:
     """Every file of one photo: images (path -> pixels) and JSON files (path -> data)."""
     files: PhotoFiles = photo.claim.files
-    images: dict[Path, np.ndarray] = {files.final: compose(photo, restored, options)}
+    final = compose(photo, restored, options, background)
+    images: dict[Path, np.ndarray] = {files.final: final}
     pairs = files.faces(len(photo.faces), options.aligned)
     for (cropped, restored_path), crop, face in zip(pairs, photo.crops, restored, strict=True):
         images[cropped] = crop
@@ -406,11 +440,22 @@ def output_set(
     return images, data
 
 
-def compose(photo: Photo, restored: np.ndarray, options: RestoreOptions) -> np.ndarray:
-    """The final image: the upscaled photo with the faces pasted back (uint8), alpha re-attached."""
+def compose(
+    photo: Photo,
+    restored: np.ndarray,
+    options: RestoreOptions,
+    background: BackgroundUpsampler | None = None,
+) -> np.ndarray:
+    """The final image: the upscaled photo with the faces pasted back (uint8), alpha re-attached.
+
+    `background` upscales the photo (bicubic when None); what ran is kept for the trace.
+    """
     if options.aligned:
         return restored[0]
-    final = upscale_background(photo.image.pixels, options.upscale)
+    final, report = (background or BicubicUpsampler()).upscale(photo.image.pixels, options.upscale)
+    photo.background = report.as_dict()
+    if photo.image.was_gray and background is not None and background.name != "bicubic":
+        final = to_gray(final)  # a network may tint a gray photo
     paste_faces(final, restored, photo.affines, photo_size=photo.image.size)
     if photo.image.alpha is not None:
         final = with_alpha(final, photo.image.alpha)
@@ -470,5 +515,6 @@ def trace_record(photo: Photo, restorer: AlignedRestorer, options: RestoreOption
         "seed": options.seed,
         "face_size": options.face_size,
         "device": str(getattr(restorer, "device", "")),
+        "background": photo.background,
         "faces": faces,
     }

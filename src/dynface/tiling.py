@@ -43,7 +43,7 @@ def window_starts(length: int, window: int, overlap: int, align: int = 1) -> lis
         return [0]
     count = math.ceil((length - window) / (window - overlap)) + 1
     spots = np.linspace(0, length - window, count)
-    return [int(round(s / align)) * align for s in spots]
+    return sorted({int(round(s / align)) * align for s in spots})
 
 
 def blend_weights(starts: list[int], window: int, length: int, scale: int) -> list[np.ndarray]:
@@ -127,7 +127,9 @@ def tiled_upscale(
     return out
 
 
-def _run(net: Net, tiles: list[np.ndarray], device: torch.device | str, dtype: torch.dtype):
+def _run(
+    net: Net, tiles: list[np.ndarray], device: torch.device | str, dtype: torch.dtype
+) -> list[np.ndarray]:
     """One batch of equal (h, w, 3) tiles through `net`; (h*s, w*s, 3) float32 arrays back."""
     batch = torch.from_numpy(np.stack(tiles)).to(device)
     if batch.dtype == torch.uint8:

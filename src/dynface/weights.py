@@ -42,6 +42,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 _MB = 1_000_000
 _DIFFACE_RELEASE = "https://github.com/zsyOAOA/DifFace/releases/download/V1.0"
+_REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 WEB_PAGE = "the server sent a web page, not weights"
 
 
@@ -154,6 +155,30 @@ register(
         architecture="swinir-512",
         description="DifFace restorer: SwinIR trained with L1 loss on synthetic degraded FFHQ 512.",
         size_range=(30 * _MB, 110 * _MB),
+    )
+)
+# Real-ESRGAN (BSD-3-Clause) background upsamplers. Upstream publishes no sha256; these values
+# and sizes agree across several independent public manifests of the same release assets.
+register(
+    WeightSpec(
+        name="RealESRGAN_x2plus",
+        filename="RealESRGAN_x2plus.pth",
+        url=f"{_REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",
+        sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+        size=67_061_725,
+        architecture="rrdbnet-x2",
+        description="Real-ESRGAN x2plus (BSD-3-Clause): background upsampler for --upscale <= 2.",
+    )
+)
+register(
+    WeightSpec(
+        name="RealESRGAN_x4plus",
+        filename="RealESRGAN_x4plus.pth",
+        url=f"{_REALESRGAN_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
+        sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        size=67_040_989,
+        architecture="rrdbnet-x4",
+        description="Real-ESRGAN x4plus (BSD-3-Clause): background upsampler for --upscale > 2.",
     )
 )
 

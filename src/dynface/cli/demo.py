@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from dynface.cli.restore import (
+    BgUpsampler,
+    BgUpsamplerOption,
     ConfigOption,
     Device,
     DeviceOption,
@@ -38,6 +40,7 @@ def demo(
     device: DeviceOption = Device.auto,
     precision: PrecisionOption = Precision.fp32,
     steps: StepsOption = None,
+    bg_upsampler: BgUpsamplerOption = BgUpsampler.auto,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Restore the sample photos shipped with dynface (astronaut, Grace Hopper; public domain).
@@ -56,6 +59,7 @@ def demo(
         steps=steps,
         seed=0,
         upscale=2.0,
+        bg_upsampler=bg_upsampler,
         only_center_face=False,
         save_trace=True,
         save_comparison=True,

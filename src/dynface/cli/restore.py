@@ -38,6 +38,12 @@ class Solver(StrEnum):
     dpm2m = "dpm2m"
 
 
+class BgUpsampler(StrEnum):
+    auto = "auto"
+    realesrgan = "realesrgan"
+    none = "none"
+
+
 ConfigOption = Annotated[
     str, typer.Option(help='Preset ("default", "tiny-random") or a YAML config file.')
 ]
@@ -78,7 +84,17 @@ AlignedOption = Annotated[
 ]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed for reproducible results.")]
 UpscaleOption = Annotated[
-    float, typer.Option(help="Scale of the whole output photo (background: bicubic).")
+    float,
+    typer.Option(help="Scale of the whole output photo, 1 to 4 (background: see --bg-upsampler)."),
+]
+BgUpsamplerOption = Annotated[
+    BgUpsampler,
+    typer.Option(
+        help="Background (all but the faces): realesrgan = Real-ESRGAN network (x2 up to "
+        "--upscale 2, x4 above; get it with `dynface weights download RealESRGAN_x2plus "
+        "RealESRGAN_x4plus`), none = bicubic resize, auto = realesrgan when its weights are "
+        "downloaded and a GPU is there, else none."
+    ),
 ]
 OnlyCenterFaceOption = Annotated[
     bool,
@@ -166,6 +182,22 @@ def load_restorer(
     )
 
 
+def load_background(choice: str, restorer: Any, weights_dir: Path | None, upscale: float) -> Any:
+    """The background upsampler for --bg-upsampler, on the restorer's device and precision."""
+    from dynface.background import make_background_upsampler
+
+    config = getattr(restorer, "config", None) or {}
+    return make_background_upsampler(
+        choice,
+        config.get("background"),
+        getattr(restorer, "device", "cpu"),
+        getattr(restorer, "precision", "fp32"),
+        weights_dir,
+        scale=upscale,
+        seed=int(config.get("random_weights_seed", 0)),
+    )
+
+
 def restore(
     inputs: InputsArgument,
     output: OutputOption,
@@ -179,6 +211,7 @@ def restore(
     backend: BackendOption = Backend.auto,
     seed: SeedOption = None,
     upscale: UpscaleOption = 2.0,
+    bg_upsampler: BgUpsamplerOption = BgUpsampler.auto,
     only_center_face: OnlyCenterFaceOption = False,
     save_trace: SaveTraceOption = False,
     save_comparison: SaveComparisonOption = False,
@@ -202,7 +235,10 @@ def restore(
     check_output(output, paths)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
     restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
-    _announce(console, restorer, len(paths), config, precision.value)
+    background = None
+    if not aligned:
+        background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
+    _announce(console, restorer, len(paths), config, precision.value, background)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -212,10 +248,13 @@ def restore(
         save_trace=save_trace,
         save_comparison=save_comparison,
         overwrite=overwrite,
+        bg_upsampler=bg_upsampler.value,
     )
     started = time.perf_counter()
     with _FaceProgress(Console(stderr=True)) as progress:
-        results = restore_photos(paths, restorer, output, options, progress=progress)
+        results = restore_photos(
+            paths, restorer, output, options, progress=progress, background=background
+        )
     _summary(console, results, time.perf_counter() - started, output)
     if any(result.failed for result in results):
         raise typer.Exit(1)
@@ -283,11 +322,15 @@ def _load(
         raise typer.Exit(1) from exc
 
 
-def _announce(console: Any, restorer: Any, count: int, config: str, precision: str) -> None:
-    """First lines of a run: inputs, device, config; a warning for random weights."""
+def _announce(
+    console: Any, restorer: Any, count: int, config: str, precision: str, background: Any
+) -> None:
+    """First lines of a run: inputs, device, config, background; a warning for random weights."""
     console.print(
         f"dynface restore: {count} input(s), device {restorer.device}, "
-        f"config {config}, precision {precision}{_backends_note(restorer)}",
+        f"config {config}, precision {precision}{_backends_note(restorer)}"
+        + (f", background {_describe_background(background)}" if background else ""),
+        soft_wrap=True,
         highlight=False,
     )
     if getattr(restorer, "is_random", False):
@@ -295,6 +338,14 @@ def _announce(console: Any, restorer: Any, count: int, config: str, precision: s
             "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
             "the method runs in full, but the faces come out as flat patches, not restorations"
         )
+
+
+def _describe_background(background: Any) -> str:
+    """E.g. "realesrgan (cuda, float16)" or "bicubic (auto: no GPU; ...)"."""
+    note = getattr(background, "note", None)
+    if background.name == "realesrgan":
+        return f"realesrgan ({background.device}, {str(background.dtype).removeprefix('torch.')})"
+    return f"{background.name} ({note})" if note else background.name
 
 
 def _backends_note(restorer: Any) -> str:
