@@ -92,6 +92,13 @@ SaveComparisonOption = Annotated[
     bool,
     typer.Option("--save-comparison", help="Write compare/NAME.png: each face before and after."),
 ]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        help='Restore share i of n independent jobs, e.g. "0/4" (Slurm job arrays, Kubernetes '
+        "indexed jobs): the n jobs into one -o restore every photo once. See docs/scale.md."
+    ),
+]
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
@@ -184,6 +191,7 @@ def restore(
     save_comparison: SaveComparisonOption = False,
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
+    shard: ShardOption = None,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -192,17 +200,19 @@ def restore(
     """
     from rich.console import Console
 
-    from dynface.photos import RestoreOptions, restore_photos
+    from dynface.parallel import finish
+    from dynface.photos import RestoreOptions
 
     console = Console()
-    if upscale <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--upscale")
-    paths = find_inputs(inputs)
-    check_options(config, device.value, precision.value, steps)
-    check_output(output, paths)
+    share = parse_shard(shard)
+    paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
-    restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
-    _announce(console, restorer, len(paths), config, precision.value)
+    procs, restorer = _launch(
+        console, config, device.value, precision.value, weights_dir, steps, chosen
+    )
+    share = share.within(procs.rank, procs.world_size)
+    if procs.is_main:
+        _announce(console, restorer, len(paths), config, precision.value, share)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -213,12 +223,62 @@ def restore(
         save_comparison=save_comparison,
         overwrite=overwrite,
     )
-    started = time.perf_counter()
-    with _FaceProgress(Console(stderr=True)) as progress:
-        results = restore_photos(paths, restorer, output, options, progress=progress)
-    _summary(console, results, time.perf_counter() - started, output)
+    try:
+        results, seconds = _restore_share(paths, restorer, output, options, share, procs)
+    finally:
+        finish()
+    if procs.is_main:
+        _summary(console, results, seconds, output)
     if any(result.failed for result in results):
         raise typer.Exit(1)
+
+
+def check_request(
+    inputs: list[str],
+    output: Path,
+    upscale: float,
+    config: str,
+    device: str,
+    precision: str,
+    steps: str | None,
+) -> list[Path]:
+    """Every usage check before any network loads; returns the input images."""
+    if upscale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--upscale")
+    paths = find_inputs(inputs)
+    check_options(config, device, precision, steps)
+    check_output(output, paths)
+    return paths
+
+
+def parse_shard(text: str | None) -> Any:
+    """The `--shard i/n` share (the whole run without it); a usage error when malformed."""
+    from dynface.errors import UsageError
+    from dynface.scale import Share
+
+    try:
+        return Share() if text is None else Share.parse(text)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _restore_share(
+    paths: list[Path], restorer: Any, output: Path, options: Any, share: Any, procs: Any
+) -> tuple[list[Any], float]:
+    """Restore this process's share; gather every process's results, in input order."""
+    from rich.console import Console
+
+    from dynface.photos import restore_photos
+
+    started = time.perf_counter()
+    if procs.is_main:
+        with _FaceProgress(Console(stderr=True)) as progress:
+            mine = restore_photos(paths, restorer, output, options, progress=progress, share=share)
+    else:
+        mine = restore_photos(paths, restorer, output, options, share=share)
+    order = {path: k for k, path in enumerate(paths)}
+    results = sorted((r for part in procs.gather(mine) for r in part), key=lambda r: order[r.path])
+    return results, time.perf_counter() - started
 
 
 def find_inputs(inputs: list[str]) -> list[Path]:
@@ -261,6 +321,25 @@ def check_output(output: Path, paths: list[Path]) -> None:
         raise typer.BadParameter(str(exc), param_hint="-o") from None
 
 
+def _launch(
+    console: Any,
+    config: str,
+    device: str,
+    precision: str,
+    weights_dir: Path | None,
+    steps: str | None,
+    chosen: dict[str, Any],
+) -> tuple[Any, Any]:
+    """This process's place in a launched run (torchrun, accelerate) and its restorer."""
+    from dynface.parallel import processes
+
+    procs = processes(device)
+    on_device = device if procs.world_size == 1 else str(procs.device)
+    with procs.main_first():  # one process at a time fetches or checks weight files
+        restorer = _load(console, config, on_device, precision, weights_dir, steps, chosen)
+    return procs, restorer
+
+
 def _load(
     console: Any,
     config: str,
@@ -283,11 +362,15 @@ def _load(
         raise typer.Exit(1) from exc
 
 
-def _announce(console: Any, restorer: Any, count: int, config: str, precision: str) -> None:
-    """First lines of a run: inputs, device, config; a warning for random weights."""
+def _announce(
+    console: Any, restorer: Any, count: int, config: str, precision: str, share: Any
+) -> None:
+    """First lines of a run: inputs, device, config, share; a warning for random weights."""
+    part = f", share {share} (every process and job: its share of the photos)"
     console.print(
         f"dynface restore: {count} input(s), device {restorer.device}, "
-        f"config {config}, precision {precision}{_backends_note(restorer)}",
+        f"config {config}, precision {precision}{_backends_note(restorer)}"
+        f"{part if share.count > 1 else ''}",
         highlight=False,
     )
     if getattr(restorer, "is_random", False):
