@@ -43,6 +43,8 @@ from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import output_size, paste_faces
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
+from dynface.outputs.manifest import append_line
+from dynface.scale import Share, split
 
 #: Largest output photo (pixels) we agree to build: about 0.9 GB as uint8, plus Pillow's 1.2 GB
 #: copy while the PNG is encoded (see docs/restore.md for what a photo costs).
@@ -167,12 +169,16 @@ def restore_photos(
     detector: FaceDetector | None = None,
     progress: Progress | None = None,
     background: BackgroundUpsampler | None = None,
+    share: Share | None = None,
 ) -> list[PhotoResult]:
     """Restore every face of every photo and write the outputs; one result per input, in order.
 
     `background` upscales what is not a face; by default it is built from
-    `options.bg_upsampler` and the restorer config's `background` section.
-    Raises UsageError (a ValueError) for bad options or an output folder that cannot be used.
+    `options.bg_upsampler` and the restorer config's `background` section. With `share` (one of
+    several jobs or processes, see `dynface.scale`) only that share of the photos is restored,
+    and only its results are returned. Each result is also appended to the output folder's
+    manifest. Raises UsageError (a ValueError) for bad options or an output folder that cannot
+    be used.
     """
     paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     options = checked_options(options or RestoreOptions(), restorer)
@@ -184,19 +190,52 @@ def restore_photos(
     if background is None and not options.aligned:
         background = default_background(restorer, options)
     batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress)
-    results: dict[int, PhotoResult] = {}
-    for index, (path, name) in enumerate(zip(paths, folder.names(paths), strict=True)):
-        claim = claim_outputs(folder, path, name, options)
-        photo = prepare_photo(index, path, claim, options, detector)
+    log = ResultLog(folder.root, folder.names(paths), share or Share())
+    for index in split(paths, log.share):
+        claim = claim_outputs(folder, paths[index], log.names[index], options)
+        photo = prepare_photo(index, paths[index], claim, options, detector)
         if isinstance(photo, PhotoResult):
-            results[index] = photo
+            log.add(index, photo)
             continue
         progress.faces_found(len(photo.faces))
         for done in batcher.add(photo):
-            results[done.index] = finish_photo(done, options, restorer, background)
+            log.add(done.index, finish_photo(done, options, restorer, background))
     for done in batcher.flush():
-        results[done.index] = finish_photo(done, options, restorer, background)
-    return [results[index] for index in sorted(results)]
+        log.add(done.index, finish_photo(done, options, restorer, background))
+    return log.in_order()
+
+
+class ResultLog:
+    """The results of a run so far, each also appended to the output folder's manifest."""
+
+    def __init__(self, root: Path, names: list[str], share: Share) -> None:
+        self.root = root
+        self.names = names
+        self.share = share
+        self.results: dict[int, PhotoResult] = {}
+
+    def add(self, index: int, result: PhotoResult) -> None:
+        """Keep the result of input `index` and append its manifest line."""
+        self.results[index] = result
+        outputs = [Path(path).relative_to(self.root).as_posix() for path in result.outputs]
+        append_line(
+            self.root,
+            {
+                "input": str(result.path),
+                "name": self.names[index],
+                "status": result.status,
+                "message": result.message,
+                "faces_found": result.faces_found,
+                "faces_restored": result.faces_restored,
+                "outputs": outputs,
+                "seconds": round(result.seconds, 3),
+                "share": str(self.share),
+            },
+        )
+
+    def in_order(self) -> list[PhotoResult]:
+        """The results, in input order."""
+        return [self.results[index] for index in sorted(self.results)]
 
 
 def checked_options(options: RestoreOptions, restorer: AlignedRestorer) -> RestoreOptions:

@@ -108,6 +108,13 @@ SaveComparisonOption = Annotated[
     bool,
     typer.Option("--save-comparison", help="Write compare/NAME.png: each face before and after."),
 ]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        help='Restore share i of n independent jobs, e.g. "0/4" (Slurm job arrays, Kubernetes '
+        "indexed jobs): the n jobs into one -o restore every photo once. See docs/scale.md."
+    ),
+]
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
@@ -217,6 +224,7 @@ def restore(
     save_comparison: SaveComparisonOption = False,
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
+    shard: ShardOption = None,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -225,20 +233,22 @@ def restore(
     """
     from rich.console import Console
 
-    from dynface.photos import RestoreOptions, restore_photos
+    from dynface.parallel import finish
+    from dynface.photos import RestoreOptions
 
     console = Console()
-    if upscale <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--upscale")
-    paths = find_inputs(inputs)
-    check_options(config, device.value, precision.value, steps)
-    check_output(output, paths)
+    share = parse_shard(shard)
+    paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
-    restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
+    procs, restorer = _launch(
+        console, config, device.value, precision.value, weights_dir, steps, chosen
+    )
+    share = share.within(procs.rank, procs.world_size)
     background = None
     if not aligned:
         background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
-    _announce(console, restorer, len(paths), config, precision.value, background)
+    if procs.is_main:
+        _announce(console, restorer, len(paths), config, precision.value, background, share)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -250,14 +260,78 @@ def restore(
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
     )
-    started = time.perf_counter()
-    with _FaceProgress(Console(stderr=True)) as progress:
-        results = restore_photos(
-            paths, restorer, output, options, progress=progress, background=background
+    try:
+        results, seconds = _restore_share(
+            paths, restorer, output, options, share, procs, background
         )
-    _summary(console, results, time.perf_counter() - started, output)
+    finally:
+        finish()
+    if procs.is_main:
+        _summary(console, results, seconds, output)
     if any(result.failed for result in results):
         raise typer.Exit(1)
+
+
+def check_request(
+    inputs: list[str],
+    output: Path,
+    upscale: float,
+    config: str,
+    device: str,
+    precision: str,
+    steps: str | None,
+) -> list[Path]:
+    """Every usage check before any network loads; returns the input images."""
+    if upscale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--upscale")
+    paths = find_inputs(inputs)
+    check_options(config, device, precision, steps)
+    check_output(output, paths)
+    return paths
+
+
+def parse_shard(text: str | None) -> Any:
+    """The `--shard i/n` share (the whole run without it); a usage error when malformed."""
+    from dynface.errors import UsageError
+    from dynface.scale import Share
+
+    try:
+        return Share() if text is None else Share.parse(text)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _restore_share(
+    paths: list[Path],
+    restorer: Any,
+    output: Path,
+    options: Any,
+    share: Any,
+    procs: Any,
+    background: Any = None,
+) -> tuple[list[Any], float]:
+    """Restore this process's share; gather every process's results, in input order."""
+    from rich.console import Console
+
+    from dynface.photos import restore_photos
+
+    started = time.perf_counter()
+    if procs.is_main:
+        with _FaceProgress(Console(stderr=True)) as progress:
+            mine = restore_photos(
+                paths,
+                restorer,
+                output,
+                options,
+                progress=progress,
+                share=share,
+                background=background,
+            )
+    else:
+        mine = restore_photos(paths, restorer, output, options, share=share, background=background)
+    order = {path: k for k, path in enumerate(paths)}
+    results = sorted((r for part in procs.gather(mine) for r in part), key=lambda r: order[r.path])
+    return results, time.perf_counter() - started
 
 
 def find_inputs(inputs: list[str]) -> list[Path]:
@@ -300,6 +374,25 @@ def check_output(output: Path, paths: list[Path]) -> None:
         raise typer.BadParameter(str(exc), param_hint="-o") from None
 
 
+def _launch(
+    console: Any,
+    config: str,
+    device: str,
+    precision: str,
+    weights_dir: Path | None,
+    steps: str | None,
+    chosen: dict[str, Any],
+) -> tuple[Any, Any]:
+    """This process's place in a launched run (torchrun, accelerate) and its restorer."""
+    from dynface.parallel import processes
+
+    procs = processes(device)
+    on_device = device if procs.world_size == 1 else str(procs.device)
+    with procs.main_first():  # one process at a time fetches or checks weight files
+        restorer = _load(console, config, on_device, precision, weights_dir, steps, chosen)
+    return procs, restorer
+
+
 def _load(
     console: Any,
     config: str,
@@ -323,13 +416,22 @@ def _load(
 
 
 def _announce(
-    console: Any, restorer: Any, count: int, config: str, precision: str, background: Any
+    console: Any,
+    restorer: Any,
+    count: int,
+    config: str,
+    precision: str,
+    background: Any,
+    share: Any,
 ) -> None:
-    """First lines of a run: inputs, device, config, background; a warning for random weights."""
+    """First lines of a run: inputs, device, config, background, share; a warning for random
+    weights."""
+    part = f", share {share} (every process and job: its share of the photos)"
     console.print(
         f"dynface restore: {count} input(s), device {restorer.device}, "
         f"config {config}, precision {precision}{_backends_note(restorer)}"
-        + (f", background {_describe_background(background)}" if background else ""),
+        + (f", background {_describe_background(background)}" if background else "")
+        + (part if share.count > 1 else ""),
         soft_wrap=True,
         highlight=False,
     )
