@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from dynface import weights
 from dynface.backends import BACKENDS, compile_net
-from dynface.checkpoints import load_into
+from dynface.checkpoints import load_resolved
 from dynface.config import NetworkConfig, RestoreConfig, load_restore_config
 from dynface.devices import pick_device
 from dynface.diffusion import Diffusion
@@ -258,4 +258,4 @@ def _build(
         net = builder(dict(section.params))
     except ValueError as exc:
         raise UsageError(f"{section.section}.params: {exc}") from None
-    return load_into(net, path)
+    return load_resolved(net, str(section.weights), path)

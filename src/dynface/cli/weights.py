@@ -84,8 +84,9 @@ def list_weights(weights_dir: Path | None = WeightsDir) -> None:
     _out.print(table)
     _out.print(
         "sha256 'unknown': upstream publishes none, so dynface records it in "
-        f"{w.cache_dir() / w.CHECKSUMS_FILE} on first download and checks it on every later load "
-        "(trust on first use). 'present' checks the size only; run `dynface weights verify`."
+        f"{w.cache_dir() / w.CHECKSUMS_FILE} the first time the file loads into its network and "
+        "checks it on every later load (trust on first use). 'present' checks the size and the "
+        "first bytes only; run `dynface weights verify`."
     )
     if any_corrupt:
         raise typer.Exit(1)
@@ -118,7 +119,8 @@ def download(
             _err.print(f"[red]failed[/] {name}: {err}", soft_wrap=True)
             failed = True
             continue
-        _out.print(f"[green]ok[/] {name}: {path}", soft_wrap=True)
+        note = "" if w.expected_sha256(w.get_spec(name))[0] else " (trusted once it first loads)"
+        _out.print(f"[green]ok[/] {name}: {path}{note}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -126,22 +128,36 @@ def download(
 @app.command(epilog="Example: dynface weights verify iddpm_ffhq512_ema500000")
 def verify(
     names: list[str] | None = typer.Argument(
-        None, help="Weight names or file names; every known one when none is given."
+        None,
+        help="Weight names or file names; without names, the files of the default restoration "
+        "config and every other known file that is on disk.",
     ),
     weights_dir: Path | None = WeightsDir,
 ) -> None:
-    """Hash weight files and compare them with the known or first-use sha256.
+    """Check weight files: content, size, and sha256 against the known or first-use value.
 
-    Exits with 1 when a file is corrupt or a file named on the command line is missing.
+    Exits with 1 when a checked file is missing or corrupt. 'unrecorded': present and plausible,
+    its sha256 is recorded the first time it loads into its network.
     """
     failed = False
-    for name in _names(names):
+    for name in _names(names) if names else _verify_defaults(weights_dir):
         result = w.verify(name, weights_dir)
-        colour = {"ok": "green", "recorded": "green", "missing": "yellow"}.get(result.status, "red")
+        colour = {"ok": "green", "unrecorded": "yellow", "missing": "red"}.get(result.status, "red")
         _out.print(f"[{colour}]{result.status}[/] {result.name}: {result.message}", soft_wrap=True)
-        failed |= result.status == "corrupt" or (result.status == "missing" and bool(names))
+        failed |= result.status in ("corrupt", "missing")
     if failed:
         raise typer.Exit(1)
+
+
+def _verify_defaults(weights_dir: Path | None) -> list[str]:
+    """What `verify` checks without names: what restore needs, plus every file on disk."""
+    needed = [name for name in _default_config_weights() if name in w.REGISTRY]
+    present = [
+        spec.name
+        for spec in w.REGISTRY.values()
+        if spec.name not in needed and w.locate(spec, weights_dir) is not None
+    ]
+    return needed + present
 
 
 @app.command(epilog="Example: dynface weights path swinir_restoration512_L1")

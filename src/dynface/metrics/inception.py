@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynface.metrics.weights import load_state_dict
+from dynface.metrics.weights import load_state_dict, trust_loaded
 
 FEATURE_DIM = 2048
 
@@ -180,6 +180,7 @@ class FIDInceptionV3(nn.Module):
         state = load_state_dict("fid_inception_v3", weights_dir, download)
         own = model.state_dict()
         model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
+        trust_loaded("fid_inception_v3", weights_dir)
         return model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import os
 import torch
 from torch import nn
 
-from dynface.metrics.weights import load_state_dict
+from dynface.metrics.weights import load_state_dict, trust_loaded
 
 # (layer list, indices of `features` after which LPIPS taps the activations)
 _ALEX = (
@@ -94,6 +94,7 @@ class LPIPS(nn.Module):
             load_state_dict(f"lpips_{net}_backbone", weights_dir, download),
             load_state_dict(f"lpips_{net}_lin", weights_dir, download),
         )
+        trust_loaded(f"lpips_{net}_backbone", weights_dir)
         return model
 
     def load_weights(self, trunk: dict[str, torch.Tensor], heads: dict[str, torch.Tensor]) -> None:

@@ -16,6 +16,9 @@ from dynface.weights import (
     WeightsCorrupted,
     WeightSpec,
     WeightsUnavailable,
+    get_spec,
+    locate,
+    record_loaded,
     register,
     resolve,
     sha256_file,
@@ -30,11 +33,15 @@ __all__ = [
     "WeightsCorrupted",
     "WeightsUnavailable",
     "load_state_dict",
+    "trust_loaded",
 ]
 
 _TORCHVISION = "https://download.pytorch.org/models"
 _LPIPS_RAW = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"
 _FID_RELEASE = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights"
+# Size ranges: the networks' float32 parameters (AlexNet 61.1 M, VGG-16 138.4 M, FID Inception
+# 23.9 M) within about 5 %; torch.hub files are plain float32 state dicts.
+_MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ _add(
         size=None,
         architecture="alexnet-torchvision",
         description="LPIPS backbone: torchvision's ImageNet AlexNet (BSD-3-Clause).",
+        size_range=(230 * _MB, 260 * _MB),
     ),
     sha256_prefix="7be5be79",
 )
@@ -85,6 +93,7 @@ _add(
         size=None,
         architecture="vgg16-torchvision",
         description="LPIPS backbone: torchvision's ImageNet VGG-16 (BSD-3-Clause).",
+        size_range=(520 * _MB, 590 * _MB),
     ),
     sha256_prefix="397923af",
 )
@@ -108,6 +117,7 @@ _add(
         size=None,
         architecture="inception-v3-fid",
         description="FID InceptionV3 (TF 2015-12-05 graph ported by pytorch-fid, Apache-2.0).",
+        size_range=(85 * _MB, 105 * _MB),
     ),
     sha256_prefix="6726825d",
 )
@@ -133,3 +143,10 @@ def load_state_dict(
         return read_checkpoint(path)
     except CheckpointError as exc:  # a truncated or foreign file: say which and why
         raise WeightsCorrupted(str(exc)) from None
+
+
+def trust_loaded(name: str, weights_dir: str | os.PathLike[str] | None = None) -> None:
+    """Record the first-use sha256 of `name` once its tensors loaded into the metric's network."""
+    path = locate(get_spec(name), weights_dir)
+    if path is not None:
+        record_loaded(name, path)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dynface.checkpoints import load_into
+from dynface.checkpoints import load_weights
 from dynface.diffusion import Diffusion
 from dynface.method.blur import gaussian_blur
 from dynface.method.dsst import DSSTable
@@ -32,7 +32,6 @@ from dynface.units import MU
 
 def build_prior(args: dict[str, Any]) -> tuple[nn.Module, Diffusion]:
     """The frozen UNet prior and its diffusion from a Restorer config (preset name or YAML)."""
-    from dynface import weights
     from dynface.config import load_restore_config
 
     config = load_restore_config(args.get("prior_config", "default"))
@@ -43,7 +42,7 @@ def build_prior(args: dict[str, Any]) -> tuple[nn.Module, Diffusion]:
             torch.manual_seed(config.random_weights_seed)
             prior = build_unet(dict(section.params))
     else:
-        prior = load_into(build_unet(dict(section.params)), weights.resolve(str(source)))
+        prior = load_weights(build_unet(dict(section.params)), str(source))
     prior.requires_grad_(False).eval()
     d = config.diffusion
     diffusion = Diffusion(d.steps, d.schedule, d.respacing)
