@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from dynface.io import to_numpy, write_image
 from dynface.metrics.evaluate import EvalOptions, evaluate
 from dynface.metrics.report import write_report
 
+from .conftest import REPO
 from .metrics_helpers import degrade, face
 from .test_metrics_fid import tiny_extractor
 
@@ -67,10 +71,13 @@ def test_without_gt_only_no_reference_metrics(tmp_path: Path) -> None:
     out = tmp_path / "nr"
     result = runner.invoke(app, ["eval", "--restored", str(restored), "-o", str(out),
                                  "--metrics", "psnr,niqe,fid"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    assert result.exit_code == 1, result.output  # psnr and fid were asked for and cannot run
+    assert "requested metric(s) could not run (psnr: needs ground truth" in result.output
+    summary = json.loads((out / "summary.json").read_text())  # the report is still written
     assert set(summary) >= {"niqe", "missing"} and "psnr" not in summary
     assert "--gt" in summary["missing"]["psnr"] and "fid" in summary["missing"]
+    default = runner.invoke(app, ["eval", "--restored", str(restored), "-o", str(tmp_path / "d")])
+    assert default.exit_code == 0, default.output  # the default list runs what it can
 
 
 def test_fid_against_gt_folder_and_saved_statistics(tmp_path: Path) -> None:
@@ -129,3 +136,35 @@ def test_identical_images_have_infinite_psnr_not_a_crash() -> None:
     from dynface.metrics.fidelity import psnr
 
     assert np.isinf(psnr(x, x).item())
+
+
+def _strict_json(text: str) -> dict:
+    """json.loads that refuses Infinity and NaN, as strict JSON readers do."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"not strict JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_eval_process_survives_a_black_image_and_writes_strict_json(tmp_path: Path) -> None:
+    """A black image gets no NIQE (and is named); an identical pair's infinite PSNR is null."""
+    restored, gt = _folders(tmp_path)
+    black = np.zeros((192, 192, 3), np.uint8)
+    write_image(restored / "black.png", black)
+    write_image(gt / "black.png", np.full_like(black, 40))
+    (restored / "astronaut.png").write_bytes((gt / "astronaut.png").read_bytes())
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "dynface", "eval", "--restored", str(restored), "--gt",
+               str(gt), "-o", str(out), "--metrics", "psnr,niqe", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = _strict_json((out / "summary.json").read_text())
+    assert summary["psnr"] is None and "infinity" in summary["notes"]["psnr"]
+    assert summary["counts"] == {"psnr": 3, "niqe": 2}
+    assert isinstance(summary["niqe"], float)
+    assert summary["info"]["without_value"] == {"niqe": ["black"]}
+    rows = {r.split(",")[0]: r.split(",") for r in (out / "per_image.csv").read_text().split()}
+    assert rows["black"][2] == "" and rows["grace_hopper"][2] != ""
+    assert "Images without a value" in (out / "summary.md").read_text()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dynface.metrics.evaluate import EvalOptions
 
 app = typer.Typer(
     help=(
@@ -27,6 +31,9 @@ class LpipsNet(StrEnum):
     vgg = "vgg"
 
 
+ALL_METRICS = "psnr, ssim, psnr_y, ssim_y, lpips, fid, niqe, idd, lmd"
+
+
 @app.callback()
 def run(
     ctx: typer.Context,
@@ -34,7 +41,10 @@ def run(
     gt: Path | None = typer.Option(None, "--gt", help="Ground-truth folder (same file names)."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Report folder to write."),
     metrics: str = typer.Option(
-        "all", "--metrics", help="Comma-separated: psnr,ssim,psnr_y,ssim_y,lpips,fid,niqe,idd,lmd."
+        "all",
+        "--metrics",
+        help=f"Comma-separated list, e.g. psnr,lpips. all: {ALL_METRICS}. A metric you name "
+        "that cannot run makes the exit status 1.",
     ),
     fid_ref: Path | None = typer.Option(
         None, "--fid-ref", help="FID reference: a folder or a statistics .npz (default: --gt)."
@@ -62,13 +72,10 @@ def run(
         return
     if restored is None or out is None:
         raise typer.BadParameter("--restored and -o are required", param_hint="--restored/-o")
-    from dynface.metrics.evaluate import METRICS, EvalOptions, UnmatchedFilesError, evaluate
-    from dynface.metrics.report import write_report
-    from dynface.parallel import finish
+    from dynface.metrics.evaluate import METRICS, EvalOptions
 
-    chosen = METRICS if metrics == "all" else tuple(m.strip() for m in metrics.split(",") if m)
     options = EvalOptions(
-        metrics=chosen,
+        metrics=METRICS if metrics == "all" else tuple(m.strip() for m in metrics.split(",") if m),
         weights_dir=weights_dir,
         download=download,
         fid_ref=fid_ref,
@@ -77,17 +84,38 @@ def run(
         batch_size=batch_size,
         use_cache=not no_cache,
     )
+    _score(restored, gt, out, options, name or restored.resolve().name, overwrite, metrics != "all")
+
+
+def _score(
+    restored: Path,
+    gt: Path | None,
+    out: Path,
+    options: EvalOptions,
+    name: str,
+    overwrite: bool,
+    named: bool,
+) -> None:
+    """Evaluate, write the report, print summary.md; exit 1 when a metric the user named failed."""
+    from dynface.metrics.evaluate import UnmatchedFilesError, evaluate
+    from dynface.metrics.report import write_report
+    from dynface.parallel import finish
+
     try:
         report = evaluate(restored, gt, options, progress=True)
         if report is None:  # not the main process of a multi-process run: it writes the report
             return
-        folder = write_report(report, out, name or restored.resolve().name, overwrite=overwrite)
+        folder = write_report(report, out, name, overwrite=overwrite)
     except (UnmatchedFilesError, FileNotFoundError, FileExistsError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
         finish()
     typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
+    if named and report.missing:
+        reasons = "; ".join(f"{m}: {why}" for m, why in report.missing.items())
+        typer.echo(f"error: requested metric(s) could not run ({reasons})", err=True)
+        raise typer.Exit(1)
 
 
 @app.command(

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from dynface.train.config import PRECISIONS, TASKS
+
+if TYPE_CHECKING:
+    from dynface.train.loop import TrainProgress
 
 Task = StrEnum("Task", {name: name for name in TASKS})
 MixedPrecision = StrEnum("MixedPrecision", {name: name for name in PRECISIONS})
@@ -80,5 +88,80 @@ def train(
         )
     if vgg_weights is not None:
         cfg.task_args["vgg_weights"] = str(vgg_weights.resolve())
-    final = run(cfg, resume=resume)
+    with progress_for(cfg.task) as progress:
+        final = run(cfg, resume=resume, progress=progress)
     typer.echo(f"done: {final}")
+
+
+@contextlib.contextmanager
+def progress_for(task: str) -> Iterator[TrainProgress]:
+    """A live bar on a terminal; a plain line per validation when stderr is piped or a file."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield LineProgress(task)
+        return
+    with BarProgress(task, console) as bar:
+        yield bar
+
+
+class LineProgress:
+    """For logs: one line when training starts and one per validation, flushed at once."""
+
+    def __init__(self, task: str) -> None:
+        self.task, self.last, self.began = task, 0, time.monotonic()
+
+    def started(self, first_step: int, last_step: int) -> None:
+        self.last = last_step
+        _line(f"train {self.task}: steps {first_step}-{last_step}; a line per validation")
+
+    def stepped(self, step: int, loss: float | None) -> None:
+        """Steps are not printed one by one (log.csv has them)."""
+
+    def validated(self, step: int, figures: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+        minutes = (time.monotonic() - self.began) / 60
+        _line(f"train {self.task}: step {step}/{self.last} ({minutes:.1f} min): {shown}")
+
+
+class BarProgress:
+    """A rich bar over steps with the latest loss and validation figures."""
+
+    def __init__(self, task: str, console: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.task = task
+        columns = (TextColumn("train {task.description}"), BarColumn(), MofNCompleteColumn())
+        timing = (TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+        self._bar = Progress(*columns, *timing, console=console)
+        self._id = self._bar.add_task(task, total=None, note="")
+
+    def __enter__(self) -> BarProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def started(self, first_step: int, last_step: int) -> None:
+        self._bar.update(self._id, total=last_step, completed=first_step - 1)
+
+    def stepped(self, step: int, loss: float | None) -> None:
+        note = {"note": f"loss {loss:.4g}"} if loss is not None else {}
+        self._bar.update(self._id, completed=step, **note)
+
+    def validated(self, step: int, figures: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+        self._bar.console.print(f"step {step}: {shown}", highlight=False)
+
+
+def _line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

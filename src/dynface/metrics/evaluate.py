@@ -141,6 +141,9 @@ def evaluate(
                     "no image gave a value (no face found, or images under 96x192 px for NIQE)"
                 )
         info: dict[str, object] = {"images": len(rows), "device": str(procs.device)}
+        gaps = _without_value(rows, list(counts))
+        if gaps:
+            info["without_value"] = gaps
         if tools.fid is not None and "fid" in active:
             fid = _fid(tools.fid, [p[1] for p in pairs], options, procs, bar)
             if fid is not None:
@@ -398,6 +401,14 @@ def _means(rows: list[dict[str, object]], metrics: list[str]) -> tuple[dict, dic
         if valid.size:
             summary[name] = float(valid.mean())
     return summary, counts
+
+
+def _without_value(rows: list[dict[str, object]], metrics: list[str]) -> dict[str, list[str]]:
+    """Per metric, the images that got no value (NaN): no face, flat image, too small for NIQE."""
+    gaps = {
+        name: [str(row["name"]) for row in rows if math.isnan(float(row[name]))] for name in metrics
+    }
+    return {name: names for name, names in gaps.items() if names}
 
 
 def _share_label(what: str, procs: Processes) -> str:

@@ -11,6 +11,7 @@ and its distance to the pristine model. The pristine parameters `mu_pris_param`,
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from importlib import resources
 
@@ -139,9 +140,21 @@ def _matlab_half(y: torch.Tensor) -> torch.Tensor:
 
 
 def _distance(features: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray) -> float:
-    """Eq. 10: Mahalanobis-like distance between the image's MVG fit and the pristine model."""
-    mu = np.nanmean(features, axis=0)
-    clean = features[~np.isnan(features).any(axis=1)]
-    cov = np.cov(clean, rowvar=False)
+    """Eq. 10: Mahalanobis-like distance between the image's MVG fit and the pristine model.
+
+    NaN (no value) when fewer than two blocks have finite features: a constant or black image
+    has no contrast to fit (ours; the MATLAB code fails there).
+    """
+    clean = features[np.isfinite(features).all(axis=1)]
+    if len(clean) < 2:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.nanmean(features, axis=0)
+        cov = np.cov(clean, rowvar=False)
     diff = mu_p - mu
-    return float(np.sqrt(diff @ np.linalg.pinv((cov_p + cov) / 2) @ diff))
+    if not (np.isfinite(diff).all() and np.isfinite(cov).all()):
+        return math.nan
+    try:
+        return float(np.sqrt(diff @ np.linalg.pinv((cov_p + cov) / 2) @ diff))
+    except np.linalg.LinAlgError:
+        return math.nan

@@ -50,16 +50,28 @@ def write_report(
     if stats is not None:
         stats.save(out / "fid_stats.npz")
     info = {k: v for k, v in report.info.items() if k != "fid_stats"}
+    means = {m: report.summary[m] for m in METRICS if m in report.summary}
+    notes = {m: _not_finite_note(v) for m, v in means.items() if not math.isfinite(v)}
     summary = {
         "name": name,
-        **{m: report.summary[m] for m in METRICS if m in report.summary},
+        **{m: value if math.isfinite(value) else None for m, value in means.items()},
         "counts": report.counts,
         "missing": report.missing,
         "info": info,
+        **({"notes": notes} if notes else {}),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(summary, indent=2, allow_nan=False)  # strict JSON: no Infinity or NaN
+    (out / "summary.json").write_text(text + "\n", encoding="utf-8")
     (out / "summary.md").write_text(_markdown(name, report, info), encoding="utf-8")
     return out
+
+
+def _not_finite_note(value: float) -> str:
+    """Why a mean is null in summary.json (strict JSON holds no Infinity or NaN)."""
+    cause = "infinity (an image identical to its ground truth has PSNR inf)"
+    return f"mean is {value}, written as null: at least one image scored " + (
+        cause if math.isinf(value) else "NaN"
+    )
 
 
 def _cell(value: object) -> object:
@@ -82,6 +94,11 @@ def _markdown(name: str, report: EvalReport, info: dict[str, object]) -> str:
     if report.missing:
         lines += ["", "## Missing metrics", ""]
         lines += [f"- **{m}**: {reason}" for m, reason in report.missing.items()]
+    gaps = info.get("without_value") or {}
+    if gaps:
+        lines += ["", "## Images without a value", ""]
+        lines += [f"- **{m}**: {', '.join(names)}" for m, names in gaps.items()]
+        lines += ["", "(no face found; for NIQE, a flat image or one under 96x192 px)"]
     if "fid_reference" in info:
         lines += ["", f"FID reference: `{info['fid_reference']}` "
                   f"({info.get('fid_reference_count')} images), extractor "
@@ -137,8 +154,8 @@ def compare(
     for name, s in zip(names, summaries, strict=True):
         lines.append(f"| {name} | " + " | ".join(_fmt(s.get(m)) or "—" for m in present) + " |")
     lines += ["", "— = missing in that report (see its summary.md for why).", ""]
-    points = [(n, s[x], s[y]) for n, s in zip(names, summaries, strict=True) if x in s and y in s]
-    skipped = [n for n, s in zip(names, summaries, strict=True) if x not in s or y not in s]
+    points = [(n, s[x], s[y]) for n, s in zip(names, summaries, strict=True) if _plottable(s, x, y)]
+    skipped = [n for n, s in zip(names, summaries, strict=True) if not _plottable(s, x, y)]
     if not points:
         raise ValueError(f"no report has both {x} and {y}; pick other metrics with --x/--y")
     if skipped:
@@ -147,6 +164,11 @@ def compare(
     (out / "compare.md").write_text("\n".join(lines), encoding="utf-8")
     _scatter(points, x, y, plot)
     return {"markdown": out / "compare.md", "csv": out / "compare.csv", "plot": plot}
+
+
+def _plottable(summary: dict[str, object], x: str, y: str) -> bool:
+    """True when a report holds finite numbers for both axes (null: an infinite mean)."""
+    return all(isinstance(summary.get(axis), int | float) for axis in (x, y))
 
 
 def _fmt(value: object) -> str:

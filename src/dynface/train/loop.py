@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import yaml
@@ -92,8 +93,27 @@ def plot_curves(out: Path) -> Path | None:
     return out / "loss.png"
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run one training; return the path of the final weights (EMA when enabled)."""
+class TrainProgress(Protocol):
+    """What the main process reports while training (the CLI shows it; None prints nothing)."""
+
+    def started(self, first_step: int, last_step: int) -> None:
+        """Training runs steps first_step..last_step."""
+
+    def stepped(self, step: int, loss: float | None) -> None:
+        """A step is done; `loss` is the mean loss at logging steps, else None."""
+
+    def validated(self, step: int, figures: dict[str, float]) -> None:
+        """Validation figures at `step`."""
+
+
+def train(
+    config: TrainConfig, resume: bool = False, progress: TrainProgress | None = None
+) -> Path:
+    """Run one training; return the path of the final weights (EMA when enabled).
+
+    `progress` (main process only) hears of every step and validation; without it the
+    validation figures are printed, as before.
+    """
     # Without an accelerator, accelerate only joins a torchrun/MPI process group when told cpu=True.
     acc = Accelerator(mixed_precision=config.mixed_precision, cpu=not has_accelerator())
     out = config.out
@@ -166,7 +186,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 figures = task.validate(net, val_images)
             net.train()
             _append_csv(out / "val.csv", {"step": step, **figures})
-            acc.print(f"step {step} validation: {json.dumps(figures)}")
+            if progress is not None:
+                progress.validated(step, figures)
+            else:
+                acc.print(f"step {step} validation: {json.dumps(figures)}")
             plot_curves(out)
         acc.wait_for_everyone()
 
@@ -174,6 +197,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     batches = _batches(dataset, config, acc.process_index, start)
     model.train()
     step = start
+    if progress is not None and acc.is_main_process:
+        progress.started(start + 1, config.steps)
     for step in range(start + 1, config.steps + 1):
         x = next(batches).to(acc.device, non_blocking=True)
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + acc.process_index * 7919 + step)
@@ -187,6 +212,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         opt.zero_grad(set_to_none=True)
         if ema is not None:
             ema.update_parameters(acc.unwrap_model(model))
+        mean_loss = None
         if step % config.log_every == 0 or step == config.steps:
             mean_loss = float(acc.reduce(loss.detach().float(), reduction="mean"))
             if acc.is_main_process:
@@ -198,6 +224,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     **metrics,
                 }
                 _append_csv(out / "log.csv", row)
+        if progress is not None and acc.is_main_process:
+            progress.stepped(step, mean_loss)
         out_of_time = False
         if config.max_minutes is not None:  # every process must agree on stopping
             late = torch.tensor([time.monotonic() - began > 60 * config.max_minutes])

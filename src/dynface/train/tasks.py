@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from dynface.data.datasets import BlurredFaces, DegradedPairs
 from dynface.data.degrade import DegradationConfig
+from dynface.errors import ResourceError
 from dynface.method.blur import gaussian_blur
 from dynface.nets.estimator import SDE, SE, TM
 from dynface.resize import resize
@@ -165,6 +166,13 @@ class SETask(_PairTask):
         model = SE(TM(**self.config.model.get("tm", {})), SDE(**self.config.model.get("sde", {})))
         for part in ("tm", "sde"):
             init = self.args.get(f"init_{part}")
+            if init and not self._path(init).is_file():
+                raise ResourceError(
+                    f"se training starts from the {part.upper()} trained first, but "
+                    f"{self._path(init)} does not exist: run `dynface train {part} --config "
+                    f"{part}` first (it writes runs/{part}/final.safetensors), or set "
+                    f"task_args.init_{part} to your {part.upper()} weights, or to null"
+                )
             if init:
                 load_weights(getattr(model, part), self._path(init))
         return model
