@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,10 +22,10 @@ from dynface.data.degrade import (
     sample_degradations,
     sample_protocol,
 )
-from dynface.data.testset import read_test_set, write_test_set
+from dynface.data.testset import read_sources, read_test_set, write_test_set
 from dynface.io import read_image, to_tensor, write_image
 
-from .conftest import TEST_DATA
+from .conftest import REPO, TEST_DATA
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,25 @@ def test_degrade_cli(faces, tmp_path):
     assert len(read_test_set(out / "degradations.csv")) == 3
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_degrade_process_renames_same_named_inputs_from_different_folders(faces, tmp_path):
+    """Two x.png from two folders and an x.jpg: three outputs, each named, the CSV maps them."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes(faces[0].read_bytes())
+    write_image(tmp_path / "a" / "x.jpg", read_image(faces[1]).pixels)
+    out = tmp_path / "set"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "dynface", "degrade", str(tmp_path / "a"),
+               str(tmp_path / "b"), "-o", str(out), "--size", "64"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    sources = dict(read_sources(out / "degradations.csv"))
+    names = ["x.png", "x_png.png", "x_png_2.png"]  # a/x.jpg, a/x.png, b/x.png in sorted order
+    assert sorted(sources.values()) == names and sources[str(tmp_path / "b" / "x.png")] == names[2]
+    assert sorted(p.name for p in (out / "lq").iterdir()) == names
+    renamed = [line for line in done.stdout.splitlines() if line.startswith("note:")]
+    assert len(renamed) == 2 and all("another input has its name" in line for line in renamed)
+    hq = {name: read_image(out / "hq" / name).pixels for name in sources.values()}
+    assert np.array_equal(hq["x_png.png"], hq["x_png_2.png"])  # the two copies of the same face

@@ -84,3 +84,13 @@ def test_bar_progress_on_a_terminal_shows_steps_loss_and_validation() -> None:
         bar.validated(2, {"val_mae_px": 1.5})
     shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", console.file.getvalue())
     assert "step 2: val_mae_px 1.5" in shown and "loss 0.25" in shown and "2/4" in shown
+
+
+def test_config_without_images_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    config = _config(tmp_path, "sde", model={"work_size": 32, "channels": [8, 8, 16]})
+    raw = yaml.safe_load(config.read_text())
+    (tmp_path / "empty").mkdir()
+    config.write_text(yaml.safe_dump({**raw, "train_data": ["empty"]}))
+    done = _dynface(tmp_path, "train", "sde", "--config", str(config))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "train_data lists no images" in done.stderr

@@ -23,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
 
 from dynface.data.datasets import FaceImages
+from dynface.errors import UsageError
 from dynface.parallel import has_accelerator
 from dynface.train.checkpoint import (
     latest_checkpoint,
@@ -121,7 +122,10 @@ def train(
     task = make_task(config)
     train_paths = config.train_data.paths(config.base_dir)
     if not train_paths:
-        raise ValueError("the config's train_data lists no images")
+        raise UsageError(
+            f"the config's train_data lists no images (looked under {config.base_dir}); point "
+            "train_data at a folder of face images"
+        )
     dataset = FaceImages(train_paths, config.image_size, flip=True)
     val_paths = config.val_data.paths(config.base_dir)
 
@@ -140,7 +144,7 @@ def train(
     start = 0
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {ckpt_dir}")
+        raise UsageError(f"--resume: no checkpoint under {ckpt_dir}; start without --resume")
     if ckpt is not None:
         load_weights(model, ckpt / "model.safetensors")
         if ema is not None and (ckpt / "ema.safetensors").is_file():
