@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+
+def tidy_help(command: TyperCommand | TyperGroup) -> None:
+    """Conventional help for every sub-command: no `<bool>` after flags, `PHOTO...` in usage.
+
+    Typer shows a type after flags that take no value and `{inputs}...` for arguments; here a
+    flag shows nothing and an argument shows its upper-case name (in brackets when optional).
+    """
+    for param in command.params:
+        if param.param_type_name == "option" and getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.param_type_name == "argument":
+            name = (param.metavar or param.name or "ARG").upper()
+            usage = name if param.required else f"[{name}]"
+            usage += "..." if param.nargs != 1 else ""
+            param.metavar = name
+            param.get_usage_pieces = lambda ctx, usage=usage: [usage]  # type: ignore[method-assign]
+    help_option = command.get_help_option(typer.Context(command))
+    if help_option is not None:
+        help_option.metavar = ""
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            tidy_help(sub)
+
+
+class TidyGroup(TyperGroup):
+    """The root command: tidies the help of every sub-command before it runs (see tidy_help)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        tidy_help(self)
+        return super().main(*args, **kwargs)
+
+
 app = typer.Typer(
     name="dynface",
+    cls=TidyGroup,
     help=(
         "Blind face restoration with a diffusion prior and dynamic blur-level guidance "
         "(DynFaceRestore).\n\nStart with `dynface weights download`, then "
@@ -43,37 +77,12 @@ def _root(
     """Blind face restoration (see the commands below)."""
 
 
-def tidy_help(command: TyperCommand | TyperGroup) -> None:
-    """Conventional help for every sub-command: no `<bool>` after flags, `PHOTO...` in usage.
-
-    Typer shows a type after flags that take no value and `{inputs}...` for arguments; here a
-    flag shows nothing and an argument shows its upper-case name (in brackets when optional).
-    """
-    for param in command.params:
-        if param.param_type_name == "option" and getattr(param, "is_flag", False):
-            param.metavar = ""
-        elif param.param_type_name == "argument":
-            name = (param.metavar or param.name or "ARG").upper()
-            usage = name if param.required else f"[{name}]"
-            usage += "..." if param.nargs != 1 else ""
-            param.metavar = name
-            param.get_usage_pieces = lambda ctx, usage=usage: [usage]  # type: ignore[method-assign]
-    help_option = command.get_help_option(typer.Context(command))
-    if help_option is not None:
-        help_option.metavar = ""
-    if isinstance(command, TyperGroup):
-        for sub in command.commands.values():
-            tidy_help(sub)
-
-
 def main() -> None:
     """Entry point of the console script: system errors end in one line, not a traceback."""
     from dynface.errors import DynfaceError
 
     try:
-        command = typer.main.get_command(app)
-        tidy_help(command)
-        command(prog_name="dynface")
+        app(prog_name="dynface")
     except DynfaceError as exc:
         # Raised on purpose with a sentence for users: the class decides the exit status.
         print(f"error: {exc}", file=sys.stderr)
