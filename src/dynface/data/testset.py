@@ -11,7 +11,7 @@ import torch
 
 from dynface.data.degrade import Degradation, degrade, sample_protocol
 from dynface.io import read_image, to_numpy, to_tensor, write_image
-from dynface.photos import output_names
+from dynface.outputs import output_names
 from dynface.resize import resize
 
 CSV_NAME = "degradations.csv"
