@@ -285,7 +285,9 @@ def verify(name: str, weights_dir: str | os.PathLike[str] | None = None) -> Veri
         return VerifyResult(spec.name, None, "missing", expected, None, origin, message)
     problem = describe_kind(file_kind(path)) or _size_problem(spec, path.stat().st_size)
     if problem:
-        message = f"{path} is not usable as {spec.name}: {problem}; {replace_hint(spec, path)}"
+        known = f" (expected sha256 {expected})" if expected else ""
+        hint = replace_hint(spec, path)
+        message = f"{path} is not usable as {spec.name}: {problem}{known}; {hint}"
         return VerifyResult(spec.name, path, "corrupt", expected, None, origin, message)
     actual = sha256_file(path)
     if expected is None:
