@@ -93,6 +93,8 @@ def test_swinir_matches_eager(backend):
 @pytest.mark.parametrize("backend", ["torch", "openvino"])
 def test_bf16_stays_close_to_fp32(backend):
     _need(backend)
+    if backend == "openvino" and not backends.runtime_openvino.bf16_native():
+        pytest.skip("this CPU has no native bf16: OpenVINO would run fp32")
     net = _unet()
     x, t = _unet_inputs(2)
     with torch.no_grad():
@@ -202,6 +204,5 @@ def test_bad_backend_and_precision_are_usage_errors():
         compile_net(_unet(), "tensorrt")
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         compile_net(_unet(), "torch", "fp16")
-    with pytest.raises(BackendUnavailable, match="does not run bf16"):
-        _need("onnxruntime")
+    with pytest.raises(ValueError, match="does not run bf16"):
         compile_net(_unet(), "onnxruntime", "bf16", example_inputs=_unet_inputs(1))

@@ -36,7 +36,7 @@ def test_restorer_on_onnxruntime_equals_torch():
 
 def test_auto_keeps_tiny_nets_on_torch_and_bad_backend_is_a_usage_error():
     assert Restorer.from_config("tiny-random").backends == {"prior": "torch", "rm": "torch"}
-    with pytest.raises(UsageError, match="backend must be one of"):
+    with pytest.raises(UsageError, match="unknown backend"):
         Restorer.from_config("tiny-random", backend="tensorrt")
 
 
@@ -71,3 +71,10 @@ def test_cli_restore_with_backend_and_solver(tmp_path):
         [*command, *options, "--backend", "tensorrt"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "--backend" in bad.stderr
+    bf16 = subprocess.run(
+        [*command, *options, "--backend", "onnxruntime", "--precision", "bf16"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bf16.returncode == 2 and "does not run bf16" in bf16.stderr

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dynface import weights
-from dynface.backends import BACKENDS, compile_net
+from dynface.backends import check_backend, compile_net
 from dynface.checkpoints import load_resolved
 from dynface.config import NetworkConfig, RestoreConfig, load_restore_config
 from dynface.devices import pick_device
@@ -76,8 +76,7 @@ class Restorer:
         the weights stay float32; on a GPU the weights are cast.
         """
         settings = load_restore_config(path_or_preset, overrides)
-        if backend not in BACKENDS:
-            raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        check_backend(backend, precision)
         if precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         torch_device = pick_device(device)

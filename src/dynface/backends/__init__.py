@@ -22,7 +22,14 @@ from dynface.backends.compiled import CompiledNet
 from dynface.backends.runtime_torch import TorchNet
 from dynface.errors import ResourceError, UsageError
 
-__all__ = ["BACKENDS", "BackendUnavailable", "available_backends", "compile_net", "pick_backend"]
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "available_backends",
+    "check_backend",
+    "compile_net",
+    "pick_backend",
+]
 
 BACKENDS = ("auto", "torch", "torch-compile", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -64,6 +71,20 @@ def pick_backend(device_type: str, precision: str, params: int = AUTO_MIN_PARAMS
     return "torch"
 
 
+def check_backend(backend: str, precision: str) -> None:
+    """A UsageError when `backend` is unknown or cannot run `precision` at all."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    runtime = _RUNTIMES.get(backend)
+    if runtime is not None and precision not in runtime.PRECISIONS:
+        raise UsageError(
+            f"backend {backend} does not run {precision}; use --precision "
+            f"{' or '.join(runtime.PRECISIONS)}, or --backend auto"
+        )
+
+
 def compile_net(
     net: nn.Module,
     backend: str = "auto",
@@ -77,10 +98,7 @@ def compile_net(
     under AUTO_MIN_PARAMS on torch. The net is put in eval mode; the torch backends may change
     its parameters' dtype and memory format in place.
     """
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_backend(backend, precision)
     net.eval()
     device = next(net.parameters()).device
     params = sum(p.numel() for p in net.parameters())
@@ -107,10 +125,6 @@ def _compile_exported(
         raise BackendUnavailable(f"backend {name} needs the onnx package to export; {_EXTRA_HINT}")
     if device != "cpu":
         raise BackendUnavailable(f"backend {name} runs on the CPU only; use torch on {device}")
-    if precision not in runtime.PRECISIONS:
-        raise BackendUnavailable(
-            f"backend {name} does not run {precision}; use {' or '.join(runtime.PRECISIONS)}"
-        )
     if not example_inputs:
         raise UsageError(f"backend {name} needs example_inputs to export the network")
     try:

@@ -239,6 +239,7 @@ def restore(
     console = Console()
     share = parse_shard(shard)
     paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
+    _check_backend(backend.value, precision.value)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
     procs, restorer = _launch(
         console, config, device.value, precision.value, weights_dir, steps, chosen
@@ -448,6 +449,17 @@ def _describe_background(background: Any) -> str:
     if background.name == "realesrgan":
         return f"realesrgan ({background.device}, {str(background.dtype).removeprefix('torch.')})"
     return f"{background.name} ({note})" if note else background.name
+
+
+def _check_backend(backend: str, precision: str) -> None:
+    """Reject --backend with a --precision it cannot run, before loading any network."""
+    from dynface.backends import check_backend
+    from dynface.errors import UsageError
+
+    try:
+        check_backend(backend, precision)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from None
 
 
 def _backends_note(restorer: Any) -> str:
