@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dynface.cli import video
+
 
 class Device(StrEnum):
     auto = "auto"
@@ -217,10 +219,13 @@ def restore(
     save_comparison: SaveComparisonOption = False,
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
+    video_quality: int = typer.Option(18, "--video-quality", help=video.QUALITY_HELP),
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
     Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last).
+    Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext
+    and traces/NAME.frames.jsonl, traces/NAME.tracks.json (see docs/video.md).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
     from rich.console import Console
@@ -230,15 +235,26 @@ def restore(
     console = Console()
     if upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
-    paths = find_inputs(inputs)
+    videos, inputs = video.split_videos(list(inputs))
+    paths = find_inputs(inputs) if inputs else []
     check_options(config, device.value, precision.value, steps)
     check_output(output, paths)
+    video_options = video.options(
+        videos, seed, video_quality, overwrite, only_center_face, batch_size
+    )
+    videos, video_failed = video.probe_videos(videos, console)
+    if not paths and not videos:
+        raise typer.Exit(1)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
     restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
     background = None
-    if not aligned:
+    if paths and not aligned:
         background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
-    _announce(console, restorer, len(paths), config, precision.value, background)
+    _announce(console, restorer, len(paths) + len(videos), config, precision.value, background)
+    if videos:
+        video_failed |= video.restore_videos(videos, restorer, output, video_options, console)
+    if not paths:
+        raise typer.Exit(1 if video_failed else 0)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -256,7 +272,7 @@ def restore(
             paths, restorer, output, options, progress=progress, background=background
         )
     _summary(console, results, time.perf_counter() - started, output)
-    if any(result.failed for result in results):
+    if video_failed or any(result.failed for result in results):
         raise typer.Exit(1)
 
 
