@@ -126,12 +126,9 @@ def restore_video(
     options = replace(options, face_size=face_size)
     targets = video_outputs(outdir, name, path.suffix)
     check_quality(options.quality, targets[0])
-    if not options.overwrite:
-        for target in targets:
-            if target.exists():
-                return VideoResult(
-                    path, "skipped", f"{target} exists; pass --overwrite to replace it"
-                )
+    existing = [target for target in targets if target.exists()]
+    if existing and not options.overwrite:
+        return VideoResult(path, "skipped", f"{existing[0]} exists; pass --overwrite to replace it")
     started = time.perf_counter()
     info = probe(path)
     progress = progress or _NoProgress()
@@ -176,6 +173,7 @@ def _run_key(path: Path, restorer: Any, options: VideoOptions) -> dict[str, Any]
         "mtime_ns": stat.st_mtime_ns,
         "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
         "precision": str(getattr(restorer, "precision", "")),
+        "seed": options.seed,
         "face_size": options.face_size,
         "only_center_face": options.only_center_face,
         "consistency": asdict(options.consistency),

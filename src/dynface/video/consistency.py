@@ -32,6 +32,9 @@ class ConsistencySettings:
     blur_sigma: float = 8.0
     #: False restores every frame on its own (fresh seed, raw s* and landmarks): for comparison.
     temporal: bool = True
+    #: Tracks whose mean detection score is lower are dropped: a real face scores ~0.99 in
+    #: most frames, a face-like patch (a badge, a pattern) flickers in and out near 0.5-0.8.
+    min_track_score: float = 0.8
 
 
 @dataclass
@@ -96,6 +99,8 @@ def plan_faces(tracks: list[Track], settings: ConsistencySettings) -> dict[int, 
     """Per frame, the faces to restore (in track order), from the tracks of the whole clip."""
     plans: dict[int, list[FacePlan]] = {}
     for track in tracks:
+        if np.mean([obs.score for obs in track.observations]) < settings.min_track_score:
+            continue
         track_plans = (
             _plan_track(track, settings) if settings.temporal else _plan_frames(track, settings)
         )

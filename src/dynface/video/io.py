@@ -58,8 +58,19 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def _av() -> Any:
+    """The PyAV module, or a one-line error saying how to install it."""
+    try:
+        import av
+    except ImportError:
+        raise ResourceError(
+            "video needs PyAV: pip install 'dynface[video]' (FFmpeg comes inside its wheel)"
+        ) from None
+    return av
+
+
 def _open(path: Path) -> Any:
-    import av
+    av = _av()
 
     try:
         return av.open(str(path))
@@ -105,7 +116,7 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _count_packets(container: Any, stream: Any, path: Path) -> int:
-    import av
+    av = _av()
 
     count = 0
     try:
@@ -168,7 +179,7 @@ class DecodedFrame:
 
 def read_frames(path: str | Path) -> Iterator[DecodedFrame]:
     """Decode the first video stream's frames in order; a decoding error is a VideoReadError."""
-    import av
+    av = _av()
 
     path = Path(path)
     container = _open(path)
@@ -212,8 +223,7 @@ class VideoWriter:
     """
 
     def __init__(self, target: Path, info: VideoInfo, quality: int = DEFAULT_QUALITY) -> None:
-        import av
-
+        av = _av()
         check_quality(quality, target)
         self.info = info
         self.target = target
@@ -255,7 +265,7 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int | None, duration: int | None) -> None:
         """Encode one RGB uint8 frame at the input's timestamp (frame index when it has none)."""
-        import av
+        av = _av()
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         step = 1 / (self.info.frame_rate * self.info.time_base)
@@ -279,7 +289,7 @@ class VideoWriter:
 
     def _mux(self, item: Any) -> None:
         """Mux an audio packet, or encode a frame (None: flush) and mux its packets."""
-        import av
+        av = _av()
 
         try:
             if isinstance(item, av.Packet):
@@ -315,7 +325,7 @@ def rewrite_video(
     One pass over the input's packets: video packets are decoded, edited and encoded, audio
     packets go to the output untouched. Returns the number of frames written.
     """
-    import av
+    av = _av()
 
     container = _open(source)
     index = 0
