@@ -1,6 +1,7 @@
 """Temporal stability of restored faces in a clip: frame-to-frame change, restored vs input.
 
-Usage: python benchmarks/video_stability.py [--config tiny-random] [--frames 24] [-o result.json]
+Usage: PYTHONPATH=src python benchmarks/video_stability.py [--config tiny-random] [--frames 24]
+       [-o result.json]
 
 Builds a clip from the public-domain samples (a still face on the left; on the right a face in a
 window that slides and zooms), restores it twice (per-track consistency on, and off: a fresh
@@ -42,7 +43,7 @@ MODES = ("dynface", "difface")
 
 
 def build_frames(count: int) -> list[np.ndarray]:
-    """Left: the astronaut, still. Right: Grace Hopper in a window sliding 3 px and zooming."""
+    """Left: the astronaut, still. Right: Grace Hopper in a window sliding 2 px and zooming."""
     still = read_image(SAMPLES / "astronaut_degraded.jpg").pixels
     still = cv2.resize(still, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)[
         : PANEL[1], 60 : 60 + PANEL[0]
@@ -53,9 +54,10 @@ def build_frames(count: int) -> list[np.ndarray]:
     for index in range(count):
         frame = np.full((SIZE[1], SIZE[0], 3), 0.4, np.float32)
         frame[6 : 6 + still.shape[0], 10 : 10 + still.shape[1]] = still
-        zoom = 1.0 + 0.004 * index
+        swing = index % 60 if index % 60 < 30 else 60 - index % 60  # back and forth
+        zoom = 1.0 + 0.004 * swing
         width, height = round(PANEL[0] / zoom), round(PANEL[1] / zoom)
-        x0, y0 = 10 + 2 * index, 60
+        x0, y0 = 10 + 2 * swing, 60
         window = moving[y0 : y0 + height, x0 : x0 + width]
         frame[6 : 6 + PANEL[1], 250 : 250 + PANEL[0]] = cv2.resize(
             window, PANEL, interpolation=cv2.INTER_CUBIC
