@@ -49,7 +49,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def restored(clip: Path, tiny: Restorer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("out")
-    result = restore_video(clip, tiny, outdir, VideoOptions(quality=0))
+    result = restore_video(clip, tiny, outdir, VideoOptions(quality=0, batch_size=2))
     assert result.status == "ok", result.message
     assert not (outdir / WORK_FOLDER).exists()
     return outdir
@@ -137,7 +137,7 @@ def test_an_interrupted_run_resumes_and_matches(
             if self.stage == "restoring frames" and self.done == 2:
                 raise KeyboardInterrupt
 
-    options = VideoOptions(quality=0)
+    options = VideoOptions(quality=0, batch_size=2)
     with pytest.raises(KeyboardInterrupt):
         restore_video(clip, tiny, tmp_path, options, progress=StopAfter())
     assert not (tmp_path / "final" / "clip.mp4").exists()
@@ -169,7 +169,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_restores_a_clip_identically_twice(clip: Path, restored: Path, tmp_path: Path) -> None:
-    done = _cli(str(clip), "-o", str(tmp_path), "--config", "tiny-random", "--video-quality", "0")
+    done = _cli(
+        str(clip),
+        "-o",
+        str(tmp_path),
+        "--config",
+        "tiny-random",
+        "--video-quality",
+        "0",
+        "--batch-size",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     assert "ok" in done.stdout and "6 frames" in done.stdout
     assert "restoring frames" in done.stderr  # progress over frames

@@ -53,7 +53,7 @@ class VideoOptions:
     quality: int = DEFAULT_QUALITY
     overwrite: bool = False
     only_center_face: bool = False
-    #: Faces per blur-estimation batch in the analysis pass.
+    #: Faces restored together (and per blur-estimation batch in the analysis pass).
     batch_size: int = 4
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
@@ -146,7 +146,7 @@ def restore_video(
             frames=info.frames,
         )
     done_before = work.restored_frames()
-    _restore_faces(path, info, restorer, work, face_size, progress)
+    _restore_faces(path, info, restorer, work, options, progress)
     outputs, summary = _write_outputs(path, info, work, targets, options, progress)
     if not options.keep_work:
         work.remove()
@@ -235,23 +235,55 @@ def _restore_faces(
     info: VideoInfo,
     restorer: Any,
     work: WorkFolder,
-    face_size: int,
+    options: VideoOptions,
     progress: VideoProgress,
 ) -> None:
-    """Pass 2: restore each planned face of each frame not yet checkpointed."""
+    """Pass 2: restore the planned faces of every frame not yet checkpointed.
+
+    Whole frames are queued until they hold `batch_size` faces, which are restored together;
+    each face draws its noise from its own track's seed, so its batch does not matter.
+    """
     progress.start("restoring frames", info.frames)
+    queue: list[tuple[int, list[FacePlan], np.ndarray]] = []
     for frame, faces in zip(read_frames(path), work.read_plan(), strict=False):
-        if faces and not work.has_faces(frame.index):
-            crops, _ = align_faces(_to_float(frame.rgb), [p.landmarks for p in faces], face_size)
-            restored, traces = [], []
-            for plan, crop in zip(faces, crops, strict=True):
-                levels = None if plan.s_star is None else torch.tensor([plan.s_star])
-                result = restorer.restore_aligned(
-                    _to_tensor(crop[None]), seed=plan.seed, s_star=levels
-                )
-                restored.append(_to_uint8(result.images[0].permute(1, 2, 0).numpy()))
-                traces.append(result.traces[0] if result.traces else None)
-            work.save_faces(frame.index, np.stack(restored), traces)
+        if not faces or work.has_faces(frame.index):
+            progress.advance(1)
+            continue
+        crops, _ = align_faces(
+            _to_float(frame.rgb), [p.landmarks for p in faces], int(options.face_size or 512)
+        )
+        queue.append((frame.index, faces, crops))
+        if sum(len(faces) for _, faces, _ in queue) >= options.batch_size:
+            _restore_queue(restorer, work, queue, progress)
+            queue = []
+    _restore_queue(restorer, work, queue, progress)
+
+
+def _restore_queue(
+    restorer: Any,
+    work: WorkFolder,
+    queue: list[tuple[int, list[FacePlan], np.ndarray]],
+    progress: VideoProgress,
+) -> None:
+    """Restore the faces of the queued frames in one call, then checkpoint frame by frame."""
+    if not queue:
+        return
+    plans = [plan for _, faces, _ in queue for plan in faces]
+    crops = np.concatenate([crops for _, _, crops in queue])
+    s_star = None
+    if all(plan.s_star is not None for plan in plans):
+        s_star = torch.tensor([plan.s_star for plan in plans])
+    result = restorer.restore_aligned(
+        _to_tensor(crops), seed=[plan.seed for plan in plans], s_star=s_star
+    )
+    first = 0
+    for index, faces, _ in queue:
+        images = [
+            result.images[k].permute(1, 2, 0).numpy() for k in range(first, first + len(faces))
+        ]
+        traces = result.traces[first : first + len(faces)]
+        work.save_faces(index, np.stack([_to_uint8(image) for image in images]), traces)
+        first += len(faces)
         progress.advance(1)
 
 
