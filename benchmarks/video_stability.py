@@ -37,8 +37,8 @@ SAMPLES = Path(__file__).resolve().parents[1] / "src" / "dynface" / "assets" / "
 SIZE = (480, 272)
 PANEL = (220, 260)
 CROP = 128
-#: dynface: s* from the estimator (with random nets s* = 0: start t = 80, eta 0, little noise);
-#: difface: a fixed start at t = 800, where the initial noise decides most of the face.
+#: dynface: the method (guided at every step); difface: DifFace's unguided chain from t = 400,
+#: where the noise decides much of the face.
 MODES = ("dynface", "difface")
 
 
