@@ -11,7 +11,7 @@ difference between consecutive frames (8-bit units) of
   - the aligned face crop (the face warped with the track's smoothed transform, so the motion
     of the moving face is taken out),
 for the input and for each output. With random weights (tiny-random) the restored faces are
-noise: the figure then measures the plumbing's consistency (same noise, smoothed s*, stable
+not faces: the figure then measures the plumbing's consistency (same noise, smoothed s*, stable
 masks), not the quality of real restorations.
 """
 
