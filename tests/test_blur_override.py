@@ -8,6 +8,15 @@ import torch
 from dynface import Restorer
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """The tiny nets gain nothing from threads, and on a busy machine threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return Restorer.from_config("tiny-random", device="cpu")

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dynface.cli import video
+
 
 class Device(StrEnum):
     auto = "auto"
@@ -225,10 +227,13 @@ def restore(
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
     shard: ShardOption = None,
+    video_quality: int = typer.Option(18, "--video-quality", help=video.QUALITY_HELP),
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
     Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last).
+    Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext
+    and traces/NAME.frames.jsonl, traces/NAME.tracks.json (see docs/video.md).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
     from rich.console import Console
@@ -238,18 +243,30 @@ def restore(
 
     console = Console()
     share = parse_shard(shard)
+    videos, inputs = video.split_videos(list(inputs))
     paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
     _check_backend(backend.value, precision.value)
+    video_options = video.options(
+        videos, seed, video_quality, overwrite, only_center_face, batch_size
+    )
+    videos, video_failed = video.probe_videos(videos, console)
+    if not paths and not videos:
+        raise typer.Exit(1)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
     procs, restorer = _launch(
         console, config, device.value, precision.value, weights_dir, steps, chosen
     )
     share = share.within(procs.rank, procs.world_size)
     background = None
-    if not aligned:
+    if paths and not aligned:
         background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
     if procs.is_main:
-        _announce(console, restorer, len(paths), config, precision.value, background, share)
+        count = len(paths) + len(videos)
+        _announce(console, restorer, count, config, precision.value, background, share)
+    if videos and procs.is_main:  # clips are restored by the main process only
+        video_failed |= video.restore_videos(videos, restorer, output, video_options, console)
+    if not paths:
+        raise typer.Exit(1 if video_failed else 0)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -269,7 +286,7 @@ def restore(
         finish()
     if procs.is_main:
         _summary(console, results, seconds, output)
-    if any(result.failed for result in results):
+    if video_failed or any(result.failed for result in results):
         raise typer.Exit(1)
 
 
@@ -285,7 +302,7 @@ def check_request(
     """Every usage check before any network loads; returns the input images."""
     if upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
-    paths = find_inputs(inputs)
+    paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
     check_options(config, device, precision, steps)
     check_output(output, paths)
     return paths

@@ -1,0 +1,154 @@
+"""The video side of `dynface restore`: clips given as inputs are restored with their sound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dynface.video.io import VIDEO_SUFFIXES
+
+QUALITY_HELP = (
+    "Video CRF: lower is better and larger; 18 looks lossless (H.264 0-51, VP9 for .webm 0-63)."
+)
+
+
+def split_videos(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Video files among the inputs (by extension), and the other inputs, in order."""
+    import typer
+
+    videos = [Path(item) for item in inputs if Path(item).suffix.lower() in VIDEO_SUFFIXES]
+    others = [item for item in inputs if Path(item).suffix.lower() not in VIDEO_SUFFIXES]
+    missing = [str(path) for path in videos if not path.exists()]
+    if missing:
+        raise typer.BadParameter(
+            "no such file: " + ", ".join(missing) + "; check the path", param_hint="INPUT"
+        )
+    return videos, others
+
+
+def probe_videos(videos: list[Path], console: Any) -> tuple[list[Path], bool]:
+    """Clips that can be read; each one that cannot is reported in one line (True if any)."""
+    from rich.markup import escape
+
+    from dynface.video.io import VideoReadError, probe
+
+    readable, failed = [], False
+    for path in videos:
+        try:
+            probe(path)
+            readable.append(path)
+        except VideoReadError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+            failed = True
+    return readable, failed
+
+
+def restore_videos(
+    videos: list[Path], restorer: Any, output: Path, options: Any, console: Any
+) -> bool:
+    """Restore each clip with a progress bar over its frames; one line per clip; True if any
+    failed."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from dynface.outputs.names import output_names
+    from dynface.video import restore_video
+    from dynface.video.io import VideoReadError
+
+    failed = False
+    for path, name in zip(videos, output_names(videos), strict=True):
+        try:
+            with _FrameProgress(Console(stderr=True), path.name) as progress:
+                result = restore_video(path, restorer, output, options, name, progress=progress)
+        except VideoReadError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+            failed = True
+            continue
+        except KeyboardInterrupt:
+            console.print(
+                f"interrupted: run the same command again to resume {escape(str(path))}",
+                highlight=False,
+            )
+            raise
+        failed = failed or result.failed
+        console.print(_result_line(result), soft_wrap=True, highlight=False)
+    return failed
+
+
+def _result_line(result: Any) -> str:
+    from rich.markup import escape
+
+    styles = {"ok": "green", "failed": "red", "skipped": "yellow"}
+    parts = []
+    if result.status == "ok":
+        parts.append(
+            f"{result.frames} frames, {result.tracks} face track(s), "
+            f"{result.faces_restored} faces, {result.seconds:.1f} s -> {result.outputs[0]}"
+        )
+    if result.message:
+        parts.append(result.message)
+    detail = f": {'; '.join(parts)}" if parts else ""
+    return f"[{styles[result.status]}]{result.status:>7}[/] {escape(str(result.path) + detail)}"
+
+
+class _FrameProgress:
+    """One progress line per pass over a clip's frames, with an ETA."""
+
+    def __init__(self, console: Any, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._label = label
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _FrameProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        """A new pass over `total` frames."""
+        self._task = self._bar.add_task(f"{self._label}: {stage}", total=total)
+
+    def advance(self, count: int) -> None:
+        """Frames done in the current pass."""
+        self._bar.advance(self._task, count)
+
+
+def options(
+    videos: list[Path],
+    seed: int | None,
+    quality: int,
+    overwrite: bool,
+    only_center_face: bool,
+    batch_size: int,
+) -> Any:
+    """Video options from the restore command's (no --seed: 0, so a clip restores the same);
+    a --video-quality the clips' encoder does not take is a usage error."""
+    from dynface.video import VideoOptions
+    from dynface.video.io import check_quality
+
+    for path in videos:
+        check_quality(quality, path)
+    return VideoOptions(
+        seed=0 if seed is None else seed,
+        quality=quality,
+        overwrite=overwrite,
+        only_center_face=only_center_face,
+        batch_size=batch_size,
+    )

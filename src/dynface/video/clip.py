@@ -1,0 +1,386 @@
+"""Restore the faces of a video clip: analyse, restore, write; each pass streams the frames.
+
+1. analyse: decode each frame, detect faces, extend the face tracks, estimate each face's blur
+   level s* on its aligned crop; then plan every track (one seed, smoothed s* and landmarks,
+   gaps filled; see `consistency`). The plan is checkpointed.
+2. restore: decode again, align each planned face with its smoothed landmarks and restore it with
+   its track's seed and s*; each frame's restored faces are checkpointed as they are done.
+3. write: decode again, paste the restored faces back (feathered masks of the smoothed
+   transforms) and encode; audio packets are copied. Traces: one JSON line per face and frame,
+   and a per-track summary.
+Memory holds one frame and one face at a time plus a few numbers per face and frame. An
+interrupted run, started again with the same settings, resumes after the last finished frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from dynface.faces.align import align_faces, similarity_transform, template
+from dynface.faces.detect import FaceDetector, select_faces
+from dynface.faces.paste import paste_back
+from dynface.io import write_json
+from dynface.video.checkpoint import WorkFolder
+from dynface.video.consistency import ConsistencySettings, FacePlan, plan_faces, track_summary
+from dynface.video.io import (
+    DEFAULT_QUALITY,
+    DecodedFrame,
+    VideoInfo,
+    VideoReadError,
+    check_quality,
+    probe,
+    read_frames,
+    rewrite_video,
+    temporary_path,
+)
+from dynface.video.tracking import FaceTracker, Observation
+
+
+@dataclass
+class VideoOptions:
+    """How `restore_video` treats a clip."""
+
+    seed: int = 0
+    quality: int = DEFAULT_QUALITY
+    overwrite: bool = False
+    only_center_face: bool = False
+    #: Faces restored together (and per blur-estimation batch in the analysis pass).
+    batch_size: int = 4
+    #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
+    face_size: int | None = None
+    consistency: ConsistencySettings = field(default_factory=ConsistencySettings)
+    #: Keep OUT/.dynface-work/NAME after success (restored face crops, plan).
+    keep_work: bool = False
+
+
+@dataclass
+class VideoResult:
+    """The outcome for one clip: status "ok", "failed" or "skipped"."""
+
+    path: Path
+    status: str
+    message: str = ""
+    frames: int = 0
+    tracks: int = 0
+    faces_restored: int = 0
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+class VideoProgress(Protocol):
+    """Receives progress: a pass starts over `total` frames, then frames are done one by one."""
+
+    def start(self, stage: str, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, stage: str, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, count: int) -> None:
+        """Ignore."""
+
+
+def video_outputs(outdir: Path, name: str, suffix: str) -> list[Path]:
+    """The files a clip writes: the video, the per-face traces, the per-track summary."""
+    return [
+        outdir / "final" / f"{name}{suffix.lower()}",
+        outdir / "traces" / f"{name}.frames.jsonl",
+        outdir / "traces" / f"{name}.tracks.json",
+    ]
+
+
+def restore_video(
+    path: Path,
+    restorer: Any,
+    outdir: Path,
+    options: VideoOptions | None = None,
+    name: str | None = None,
+    detector: FaceDetector | None = None,
+    progress: VideoProgress | None = None,
+) -> VideoResult:
+    """Restore every face of a clip and write OUT/final/NAME.ext with the input's sound.
+
+    A clip that cannot be read raises `VideoReadError` before any output is written.
+    """
+    options = options or VideoOptions()
+    path, name = Path(path), name or Path(path).stem
+    face_size = options.face_size or int(
+        (getattr(restorer, "config", None) or {}).get("image_size", 512)
+    )
+    options = replace(options, face_size=face_size)
+    targets = video_outputs(outdir, name, path.suffix)
+    check_quality(options.quality, targets[0])
+    existing = [target for target in targets if target.exists()]
+    if existing and not options.overwrite:
+        return VideoResult(path, "skipped", f"{existing[0]} exists; pass --overwrite to replace it")
+    started = time.perf_counter()
+    info = probe(path)
+    progress = progress or _NoProgress()
+    work = WorkFolder(outdir, name)
+    resumed = work.open(_run_key(path, restorer, options))
+    if not work.has_plan():
+        plans = _analyse(path, info, restorer, options, detector or FaceDetector(), progress)
+        work.save_plan(info.frames, plans)
+    if not any(faces for faces in work.read_plan()):
+        work.remove()
+        return VideoResult(
+            path,
+            "failed",
+            f"no face found in any of its {info.frames} frames (nothing written)",
+            frames=info.frames,
+        )
+    done_before = work.restored_frames()
+    _restore_faces(path, info, restorer, work, options, progress)
+    outputs, summary = _write_outputs(path, info, work, targets, options, progress)
+    if not options.keep_work:
+        work.remove()
+    note = f"resumed: {done_before} frames were already restored" if resumed and done_before else ""
+    return VideoResult(
+        path,
+        "ok",
+        note,
+        frames=info.frames,
+        tracks=len(summary),
+        faces_restored=sum(track["frames"] for track in summary),
+        seconds=time.perf_counter() - started,
+        outputs=outputs,
+    )
+
+
+def _run_key(path: Path, restorer: Any, options: VideoOptions) -> dict[str, Any]:
+    """What makes a run's checkpoints reusable: the input file, the restorer, the settings."""
+    stat = path.stat()
+    config = json.dumps(getattr(restorer, "config", None), sort_keys=True, default=str)
+    return {
+        "input": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+        "precision": str(getattr(restorer, "precision", "")),
+        "seed": options.seed,
+        "face_size": options.face_size,
+        "only_center_face": options.only_center_face,
+        "consistency": asdict(options.consistency),
+    }
+
+
+def _analyse(
+    path: Path,
+    info: VideoInfo,
+    restorer: Any,
+    options: VideoOptions,
+    detector: FaceDetector,
+    progress: VideoProgress,
+) -> dict[int, list[FacePlan]]:
+    """Pass 1: detect and track faces, estimate each face's s*, and plan every track."""
+    tracker = FaceTracker()
+    pending: list[tuple[Observation, np.ndarray]] = []
+    decoded = 0
+    progress.start("analysing frames", info.frames)
+    for frame in read_frames(path):
+        faces = detector.detect(frame.rgb)
+        width, height = info.width, info.height
+        faces = select_faces(
+            faces, image_size=(width, height), only_center=options.only_center_face
+        )
+        observations = tracker.update(frame.index, faces)
+        if observations:
+            crops, _ = align_faces(
+                _to_float(frame.rgb),
+                [o.landmarks for o in observations],
+                int(options.face_size or 512),
+            )
+            pending.extend(zip(observations, crops, strict=True))
+        if len(pending) >= options.batch_size:
+            _estimate_blur(restorer, pending)
+            pending = []
+        decoded += 1
+        progress.advance(1)
+    _estimate_blur(restorer, pending)
+    if decoded != info.frames:
+        raise VideoReadError(f"{path} is damaged: {decoded} of its {info.frames} frames decode")
+    return plan_faces(tracker.tracks, replace(options.consistency, seed=options.seed))
+
+
+def _estimate_blur(restorer: Any, pending: list[tuple[Observation, np.ndarray]]) -> None:
+    """Fill in s* of the queued faces (left None when the restorer's mode has no s*)."""
+    if not pending or not hasattr(restorer, "estimate_blur"):
+        return
+    crops = np.stack([crop for _, crop in pending])
+    levels = restorer.estimate_blur(_to_tensor(crops))
+    if levels is None:
+        return
+    for (observation, _), level in zip(pending, levels.tolist(), strict=True):
+        observation.s_star = float(level)
+
+
+def _restore_faces(
+    path: Path,
+    info: VideoInfo,
+    restorer: Any,
+    work: WorkFolder,
+    options: VideoOptions,
+    progress: VideoProgress,
+) -> None:
+    """Pass 2: restore the planned faces of every frame not yet checkpointed.
+
+    Whole frames are queued until they hold `batch_size` faces, which are restored together;
+    each face draws its noise from its own track's seed, so its batch does not matter.
+    """
+    progress.start("restoring frames", info.frames)
+    queue: list[tuple[int, list[FacePlan], np.ndarray]] = []
+    for frame, faces in zip(read_frames(path), work.read_plan(), strict=False):
+        if not faces or work.has_faces(frame.index):
+            progress.advance(1)
+            continue
+        crops, _ = align_faces(
+            _to_float(frame.rgb), [p.landmarks for p in faces], int(options.face_size or 512)
+        )
+        queue.append((frame.index, faces, crops))
+        if sum(len(faces) for _, faces, _ in queue) >= options.batch_size:
+            _restore_queue(restorer, work, queue, progress)
+            queue = []
+    _restore_queue(restorer, work, queue, progress)
+
+
+def _restore_queue(
+    restorer: Any,
+    work: WorkFolder,
+    queue: list[tuple[int, list[FacePlan], np.ndarray]],
+    progress: VideoProgress,
+) -> None:
+    """Restore the faces of the queued frames in one call, then checkpoint frame by frame."""
+    if not queue:
+        return
+    plans = [plan for _, faces, _ in queue for plan in faces]
+    crops = np.concatenate([crops for _, _, crops in queue])
+    s_star = None
+    if all(plan.s_star is not None for plan in plans):
+        s_star = torch.tensor([plan.s_star for plan in plans])
+    result = restorer.restore_aligned(
+        _to_tensor(crops), seed=[plan.seed for plan in plans], s_star=s_star
+    )
+    first = 0
+    for index, faces, _ in queue:
+        images = [
+            result.images[k].permute(1, 2, 0).numpy() for k in range(first, first + len(faces))
+        ]
+        traces = result.traces[first : first + len(faces)]
+        work.save_faces(index, np.stack([_to_uint8(image) for image in images]), traces)
+        first += len(faces)
+        progress.advance(1)
+
+
+def _write_outputs(
+    path: Path,
+    info: VideoInfo,
+    work: WorkFolder,
+    targets: list[Path],
+    options: VideoOptions,
+    progress: VideoProgress,
+) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Pass 3: paste, encode (to a temporary name, then renamed), and write the traces."""
+    video_target, frames_target, tracks_target = targets
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    partial_video, partial_traces = temporary_path(video_target), temporary_path(frames_target)
+    tracks: dict[int, tuple[list[FacePlan], list[int]]] = {}
+    plan_iter = work.read_plan()
+    progress.start("writing frames", info.frames)
+    try:
+        with partial_traces.open("w") as trace_file:
+            edit = _paste_frame(info, work, plan_iter, trace_file, tracks, progress)
+            rewrite_video(path, partial_video, info, edit, options.quality)
+        partial_video.replace(video_target)
+        partial_traces.replace(frames_target)
+    finally:
+        partial_video.unlink(missing_ok=True)
+        partial_traces.unlink(missing_ok=True)
+    summary = [track_summary(t, plans, method) for t, (plans, method) in sorted(tracks.items())]
+    record = {
+        "input": str(path),
+        **_info_json(info),
+        "seed": options.seed,
+        "quality": options.quality,
+        "consistency": asdict(options.consistency),
+        "tracks": summary,
+    }
+    write_json(tracks_target, record, overwrite=True)
+    return targets, summary
+
+
+def _paste_frame(
+    info: VideoInfo,
+    work: WorkFolder,
+    plan_iter: Any,
+    trace_file: Any,
+    tracks: dict[int, tuple[list[FacePlan], list[int]]],
+    progress: VideoProgress,
+) -> Callable[[DecodedFrame], np.ndarray]:
+    """The per-frame edit of pass 3: paste the checkpointed faces, log one trace line each."""
+
+    def edit(frame: DecodedFrame) -> np.ndarray:
+        faces = next(plan_iter, [])
+        progress.advance(1)
+        if not faces:
+            return frame.rgb
+        restored, method = work.load_faces(frame.index)
+        size = restored.shape[1]
+        affines = similarity_transform(np.stack([p.landmarks for p in faces]), template(size)[None])
+        pasted = paste_back(
+            _to_float(frame.rgb),
+            restored.astype(np.float32) / 255,
+            affines,
+            photo_size=(info.width, info.height),
+        )
+        seconds = None if frame.pts is None else round(float(frame.pts * info.time_base), 6)
+        for plan, trace in zip(faces, method, strict=True):
+            line = {**plan.to_json(), "time_s": seconds, "method": trace}
+            trace_file.write(json.dumps(line) + "\n")
+            plans, starts = tracks.setdefault(plan.track, ([], []))
+            plans.append(plan)
+            if trace and "start_t" in trace:
+                starts.append(int(trace["start_t"]))
+        return _to_uint8(pasted)
+
+    return edit
+
+
+def _info_json(info: VideoInfo) -> dict[str, Any]:
+    return {
+        "size": [info.width, info.height],
+        "frames": info.frames,
+        "frame_rate": str(info.frame_rate),
+        "time_base": str(info.time_base),
+        "duration_s": round(info.duration_s, 6),
+        "audio_streams": info.audio_streams,
+    }
+
+
+def _to_float(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) / 255.0
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) float crops to a (N, 3, S, S) tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(np.clip(crops, 0, 1).transpose(0, 3, 1, 2)))

@@ -1,0 +1,358 @@
+"""Video files in and out with PyAV (FFmpeg inside the wheel): frames streamed one at a time.
+
+`probe` reads a clip's facts and counts its video packets without decoding, so a clip that is cut
+short or unreadable fails before any work. `read_frames` decodes RGB frames with their timestamps.
+`VideoWriter` encodes frames with the input's time base and timestamps (so frame count, frame rate
+and duration are kept) and copies the audio packets of the input unchanged (no re-encoding).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynface.errors import ResourceError, UsageError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+#: Encoder per output container: H.264 (libx264) everywhere WebM does not forbid it, VP9 there.
+ENCODERS = {".webm": "libvpx-vp9"}
+DEFAULT_ENCODER = "libx264"
+#: Constant rate factor: x264 takes 0 (lossless) to 51, VP9 0 to 63; 18 looks lossless on x264.
+DEFAULT_QUALITY = 18
+QUALITY_RANGE = {"libx264": (0, 51), "libvpx-vp9": (0, 63)}
+#: An estimated frame count (from the duration, no exact count in the file) may be this far off.
+_ESTIMATE_SLACK = 0.02
+
+
+class VideoReadError(ResourceError):
+    """A clip that cannot be decoded to the end; the message says which and why."""
+
+
+class VideoWriteError(ResourceError):
+    """The output clip could not be encoded or written."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip holds: size, rate, time base, frame count (packets), duration, audio."""
+
+    path: Path
+    width: int
+    height: int
+    frame_rate: Fraction
+    time_base: Fraction
+    frames: int
+    duration_s: float
+    codec: str
+    audio_streams: int
+
+
+def is_video(path: str | Path) -> bool:
+    """True for the file types `dynface restore` treats as video."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _av() -> Any:
+    """The PyAV module, or a one-line error saying how to install it."""
+    try:
+        import av
+    except ImportError:
+        raise ResourceError(
+            "video needs PyAV: pip install 'dynface[video]' (FFmpeg comes inside its wheel)"
+        ) from None
+    return av
+
+
+def _open(path: Path) -> Any:
+    av = _av()
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise VideoReadError(
+            f"{path} cannot be read as a video (cut short, damaged or not a video: {_why(exc)})"
+        ) from None
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason without the file name it repeats."""
+    return str(getattr(exc, "strerror", None) or exc).rstrip(".")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a clip's facts and check that all its video packets are there (no decoding)."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise VideoReadError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or stream.width <= 0 or stream.height <= 0:
+            raise VideoReadError(f"{path}: the video stream has no frame rate or size")
+        packets = _count_packets(container, stream, path)
+        expected, exact = _expected_frames(container, stream, Fraction(rate))
+        _check_complete(path, packets, expected, exact)
+        duration = _duration_s(container, stream, packets, Fraction(rate))
+        return VideoInfo(
+            path=path,
+            width=stream.width,
+            height=stream.height,
+            frame_rate=Fraction(rate),
+            time_base=Fraction(stream.time_base),
+            frames=packets,
+            duration_s=duration,
+            codec=stream.codec_context.name,
+            audio_streams=len(container.streams.audio),
+        )
+    finally:
+        container.close()
+
+
+def _count_packets(container: Any, stream: Any, path: Path) -> int:
+    av = _av()
+
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size > 0:
+                count += 1
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(
+            f"{path} is damaged or cut short after {count} frames ({_why(exc)})"
+        ) from None
+    if count == 0:
+        raise VideoReadError(f"{path} holds no video frames (empty or cut short)")
+    return count
+
+
+def _expected_frames(container: Any, stream: Any, rate: Fraction) -> tuple[int | None, bool]:
+    """Frame count the file declares (exact), or one estimated from its duration, or None."""
+    if stream.frames > 0:
+        return int(stream.frames), True
+    if stream.duration is not None and stream.time_base is not None:
+        return round(float(stream.duration * stream.time_base * rate)), False
+    if container.duration is not None and container.duration > 0:
+        return round(container.duration / 1_000_000 * float(rate)), False
+    return None, False
+
+
+def _check_complete(path: Path, found: int, expected: int | None, exact: bool) -> None:
+    if expected is None:
+        return
+    slack = 0 if exact else max(2, round(expected * _ESTIMATE_SLACK))
+    if found + slack < expected:
+        raise VideoReadError(
+            f"{path} is cut short: {found} of its {expected} frames are there "
+            "(re-copy or re-download the file)"
+        )
+
+
+def _duration_s(container: Any, stream: Any, frames: int, rate: Fraction) -> float:
+    """The video stream's duration: its own field, its Matroska DURATION tag, or the file's."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")
+    if tag.count(":") == 2:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    return float(frames / rate)
+
+
+@dataclass
+class DecodedFrame:
+    """One frame: index, RGB uint8 pixels (H, W, 3), and timestamp in the stream's time base."""
+
+    index: int
+    rgb: np.ndarray
+    pts: int | None
+    duration: int | None
+
+
+def read_frames(path: str | Path) -> Iterator[DecodedFrame]:
+    """Decode the first video stream's frames in order; a decoding error is a VideoReadError."""
+    av = _av()
+
+    path = Path(path)
+    container = _open(path)
+    index = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield DecodedFrame(index, frame.to_ndarray(format="rgb24"), frame.pts, frame.duration)
+            index += 1
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(
+            f"{path} is damaged: decoding stopped at frame {index} ({_why(exc)})"
+        ) from None
+    finally:
+        container.close()
+
+
+def encoder_for(path: str | Path) -> str:
+    """The video encoder used for an output file of this type."""
+    return ENCODERS.get(Path(path).suffix.lower(), DEFAULT_ENCODER)
+
+
+def check_quality(quality: int, path: str | Path) -> None:
+    """Refuse a quality (CRF) outside the range of the encoder this output uses."""
+    encoder = encoder_for(path)
+    low, high = QUALITY_RANGE[encoder]
+    if not low <= quality <= high:
+        raise UsageError(
+            f"--video-quality {quality} is outside {low}-{high} for {encoder} "
+            f"(a CRF: lower is better, {DEFAULT_QUALITY} looks lossless)"
+        )
+
+
+class VideoWriter:
+    """Encode RGB frames to `target` with the input clip's timing, and copy its audio packets.
+
+    Frames are passed with the input's timestamps (`write`); audio comes from the input file
+    itself (`copy_audio_from` streams its packets, interleaved by the muxer). Use as a context
+    manager: the encoder is flushed and the file closed on exit.
+    """
+
+    def __init__(self, target: Path, info: VideoInfo, quality: int = DEFAULT_QUALITY) -> None:
+        av = _av()
+        check_quality(quality, target)
+        self.info = info
+        self.target = target
+        try:
+            self._container = av.open(str(target), mode="w")
+        except av.error.FFmpegError as exc:
+            raise VideoWriteError(f"could not create {target}: {_why(exc)}") from None
+        encoder = encoder_for(target)
+        stream = self._container.add_stream(encoder, rate=info.frame_rate)
+        stream.width, stream.height = info.width, info.height
+        even = info.width % 2 == 0 and info.height % 2 == 0
+        # 4:2:0 needs even sides; an odd-sized clip keeps full chroma instead of losing a row.
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        options = {"crf": str(quality)}
+        if encoder == "libvpx-vp9":
+            options["b"] = "0"
+        if target.suffix.lower() == ".avi":
+            # AVI has no composition timestamps: B-frames would need out-of-order timestamps.
+            options["bf"] = "0"
+        stream.options = options
+        self._video = stream
+        self._audio: dict[int, Any] = {}
+        self._last_pts: int | None = None
+        self._constant_rate = target.suffix.lower() == ".avi"
+
+    def add_audio_from(self, source: Any) -> None:
+        """Add an output stream per audio stream of the open input container `source`."""
+        for audio in source.streams.audio:
+            self._audio[audio.index] = self._container.add_stream_from_template(audio)
+
+    def mux_audio(self, packet: Any) -> None:
+        """Copy one audio packet of the input (unchanged) into the output."""
+        if packet.dts is None or packet.stream.index not in self._audio:
+            return
+        packet.stream = self._audio[packet.stream.index]
+        self._mux(packet)
+
+    def write(self, rgb: np.ndarray, pts: int | None, duration: int | None) -> None:
+        """Encode one RGB uint8 frame at the input's timestamp (frame index when it has none)."""
+        av = _av()
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        step = 1 / (self.info.frame_rate * self.info.time_base)
+        if self._constant_rate:
+            # AVI is constant-rate and stores no timestamps (decoded B-frames get wrong ones).
+            pts = None if self._last_pts is None else self._last_pts + max(1, round(step))
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            # No timestamp, or out of order (AVI stores none for B-frames): the next slot.
+            pts = 0 if self._last_pts is None else self._last_pts + max(1, round(step))
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = self.info.time_base
+        if duration:
+            frame.duration = duration
+        self._mux(frame)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        self._mux(None)
+        self._container.close()
+
+    def _mux(self, item: Any) -> None:
+        """Mux an audio packet, or encode a frame (None: flush) and mux its packets."""
+        av = _av()
+
+        try:
+            if isinstance(item, av.Packet):
+                self._container.mux(item)
+            else:
+                self._container.mux(self._video.encode(item))
+        except av.error.FFmpegError as exc:
+            raise VideoWriteError(f"could not write {self.target}: {_why(exc)}") from None
+
+    def abort(self) -> None:
+        """Close without flushing (the file is then discarded by the caller)."""
+        self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def rewrite_video(
+    source: Path,
+    target: Path,
+    info: VideoInfo,
+    edit: Callable[[DecodedFrame], np.ndarray],
+    quality: int = DEFAULT_QUALITY,
+) -> int:
+    """Write `target`: every frame of `source` passed through `edit`, its audio copied.
+
+    One pass over the input's packets: video packets are decoded, edited and encoded, audio
+    packets go to the output untouched. Returns the number of frames written.
+    """
+    av = _av()
+
+    container = _open(source)
+    index = 0
+    try:
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        with VideoWriter(target, info, quality) as writer:
+            writer.add_audio_from(container)
+            for packet in container.demux(video, *container.streams.audio):
+                if packet.stream.type == "audio":
+                    writer.mux_audio(packet)
+                    continue
+                for frame in packet.decode():
+                    decoded = DecodedFrame(
+                        index, frame.to_ndarray(format="rgb24"), frame.pts, frame.duration
+                    )
+                    writer.write(edit(decoded), frame.pts, frame.duration)
+                    index += 1
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(
+            f"{source} is damaged: decoding stopped at frame {index} ({_why(exc)})"
+        ) from None
+    finally:
+        container.close()
+    return index
+
+
+def temporary_path(target: Path) -> Path:
+    """A sibling name with the same extension (the muxer picks the format from it)."""
+    return target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")

@@ -1,0 +1,126 @@
+"""Video parts without the nets: containers round-trip, face tracks, per-track smoothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dynface.errors import UsageError
+from dynface.faces.align import FFHQ_512_TEMPLATE
+from dynface.faces.detect import DetectedFace
+from dynface.video.checkpoint import WorkFolder
+from dynface.video.consistency import ConsistencySettings, plan_faces
+from dynface.video.io import VideoReadError, check_quality, probe, rewrite_video
+from dynface.video.tracking import FaceTracker
+
+from .video_clips import face_frames, write_clip
+
+av = pytest.importorskip("av")
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mov", ".avi", ".webm"])
+def test_every_container_keeps_frames_timing_and_audio(suffix: str, tmp_path: Path) -> None:
+    source, target = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_clip(source, face_frames(5, size=(64, 48), face_side=30))
+    info = probe(source)
+    written = rewrite_video(source, target, info, lambda frame: 255 - frame.rgb)
+    out = probe(target)
+    assert written == out.frames == info.frames == 5
+    assert (out.frame_rate, out.time_base) == (info.frame_rate, info.time_base)
+    assert out.duration_s == pytest.approx(info.duration_s, abs=1e-3)
+    with av.open(str(source)) as a, av.open(str(target)) as b:
+        packets_a = [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size]
+        packets_b = [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    assert packets_a == packets_b and packets_a
+    with av.open(str(source)) as a, av.open(str(target)) as b:
+        pairs = zip(a.decode(video=0), b.decode(video=0), strict=True)
+        for frame_a, frame_b in pairs:
+            inverted = 255 - frame_a.to_ndarray(format="rgb24").astype(int)
+            assert np.abs(frame_b.to_ndarray(format="rgb24") - inverted).mean() < 6
+
+
+def test_a_file_that_is_not_a_video_is_a_read_error(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(VideoReadError, match="notes.mp4 cannot be read as a video"):
+        probe(fake)
+
+
+def test_quality_outside_the_encoder_range_is_a_usage_error() -> None:
+    check_quality(51, "a.mp4")
+    check_quality(63, "a.webm")
+    with pytest.raises(UsageError, match="0-51"):
+        check_quality(60, "a.mp4")
+
+
+def _face(center: tuple[float, float], size: float = 40.0) -> DetectedFace:
+    points = (FFHQ_512_TEMPLATE - 256) * size / 200 + np.asarray(center)
+    box = np.array([*(np.asarray(center) - size / 2), *(np.asarray(center) + size / 2)])
+    return DetectedFace(box.astype(np.float32), 0.99, points.astype(np.float32))
+
+
+def test_tracks_follow_two_faces_through_order_changes_and_short_gaps() -> None:
+    tracker = FaceTracker(max_gap=2)
+    for frame in range(10):
+        left, right = _face((50 + 4 * frame, 60)), _face((200 - 4 * frame, 60))
+        faces = [right, left] if frame % 2 else [left, right]
+        if frame in (4, 5):
+            faces = [left]  # the right face is missed for two frames
+        tracker.update(frame, faces)
+    assert len(tracker.tracks) == 2
+    left_track, right_track = tracker.tracks
+    assert [o.frame for o in left_track.observations] == list(range(10))
+    assert [o.frame for o in right_track.observations] == [0, 1, 2, 3, 6, 7, 8, 9]
+    assert all(o.box[0] < 130 for o in left_track.observations)
+    # A face gone for longer than max_gap starts a new track.
+    tracker.update(20, [_face((50, 60))])
+    assert len(tracker.tracks) == 3
+
+
+def test_plan_smooths_jitter_fills_gaps_and_fixes_one_seed_per_track() -> None:
+    rng = np.random.default_rng(0)
+    tracker = FaceTracker(max_gap=3)
+    for frame in range(30):
+        if frame in (10, 11):
+            tracker.update(frame, [])
+            continue
+        (obs,) = tracker.update(frame, [_face((60 + 2 * frame, 80))])
+        obs.landmarks = obs.landmarks + rng.normal(0, 1.0, size=(5, 2))
+        obs.s_star = 3.0 + rng.normal(0, 0.5)
+    plans = plan_faces(tracker.tracks, ConsistencySettings(seed=5))
+    faces = [plans[frame][0] for frame in range(30)]
+    assert {p.seed for p in faces} == {5}
+    assert [p.frame for p in faces if not p.detected] == [10, 11]
+    truth = np.stack([_face((60 + 2 * f, 80)).landmarks for f in range(30)])
+    smoothed = np.stack([p.landmarks for p in faces])
+    raw = np.stack([p.raw_landmarks for p in faces if p.detected])
+    detected = [p.frame for p in faces if p.detected]
+    assert np.abs(smoothed - truth).mean() < 0.5 * np.abs(raw - truth[detected]).mean()
+    steps = np.abs(np.diff([p.s_star for p in faces]))
+    raw_steps = np.abs(np.diff([p.raw_s_star for p in faces if p.detected]))
+    assert steps.max() < 0.2 * raw_steps.max()
+    naive = plan_faces(tracker.tracks, ConsistencySettings(seed=5, temporal=False))
+    assert len({naive[f][0].seed for f in detected}) == len(detected)
+    assert 10 not in naive
+
+
+def test_tracks_of_low_confidence_are_dropped() -> None:
+    tracker = FaceTracker()
+    for frame in range(4):
+        face, patch = _face((60, 80)), _face((200, 80))
+        tracker.update(frame, [face, DetectedFace(patch.box, 0.6, patch.landmarks)])
+    plans = plan_faces(tracker.tracks, ConsistencySettings())
+    assert [[p.track for p in plans[f]] for f in range(4)] == [[0]] * 4
+
+
+def test_work_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> None:
+    folder = WorkFolder(tmp_path, "clip")
+    assert folder.open({"input": "clip.mp4", "seed": 0}) is False
+    folder.save_faces(3, np.zeros((1, 8, 8, 3), np.uint8), [{"start_t": 80}])
+    assert folder.open({"input": "clip.mp4", "seed": 0}) is True
+    faces, traces = folder.load_faces(3)
+    assert faces.shape == (1, 8, 8, 3) and traces == [{"start_t": 80}]
+    assert folder.open({"input": "clip.mp4", "seed": 1}) is False  # other settings: afresh
+    assert folder.restored_frames() == 0
