@@ -31,6 +31,7 @@ from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import paste_back, upscale_image
 from dynface.io import ImageReadError, LoadedImage, read_image, write_image, write_json
+from dynface.method.fidelity import DEFAULT_FIDELITY, check_fidelity
 
 #: Largest output photo (pixels) we agree to build; ~4 GB of float32 working memory.
 MAX_OUTPUT_PIXELS = 300_000_000
@@ -47,6 +48,7 @@ class AlignedRestorer(Protocol):
         seed: int | None = None,
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
+        fidelity: float = DEFAULT_FIDELITY,
     ) -> Any:
         """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`.
 
@@ -69,6 +71,8 @@ class RestoreOptions:
     overwrite: bool = False
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
+    #: 0 = more detail from the prior, 0.5 = the method as configured, 1 = closer to the input.
+    fidelity: float = DEFAULT_FIDELITY
 
 
 @dataclass
@@ -194,6 +198,7 @@ def restore_photos(
         raise ValueError("batch_size must be at least 1")
     if options.upscale <= 0:
         raise ValueError("upscale must be positive")
+    check_fidelity(options.fidelity)
     paths = list(paths)
     if options.face_size is None:
         config = getattr(restorer, "config", None) or {}
@@ -210,7 +215,7 @@ def restore_photos(
         while len(queue) >= options.batch_size or (flush and queue):
             batch = [queue.popleft() for _ in range(min(options.batch_size, len(queue)))]
             seed = None if options.seed is None else options.seed + batch_index
-            _restore_batch(restorer, batch, seed, progress)
+            _restore_batch(restorer, batch, seed, progress, options.fidelity)
             batch_index += 1
             progress.faces_done(len(batch))
             for job in {id(job): job for job, _ in batch}.values():
@@ -337,14 +342,22 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def _restore_batch(
-    restorer: AlignedRestorer, batch: list[tuple[_Job, int]], seed: int | None, progress: Progress
+    restorer: AlignedRestorer,
+    batch: list[tuple[_Job, int]],
+    seed: int | None,
+    progress: Progress,
+    fidelity: float = DEFAULT_FIDELITY,
 ) -> None:
     """Restore one batch of aligned faces; on error, mark their photos failed with the reason."""
     crops = np.stack([job.crops[k] for job, k in batch])
     images = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
     try:
         result = restorer.restore_aligned(
-            images, seed=seed, progress=progress.steps_done, on_plan=progress.steps_planned
+            images,
+            seed=seed,
+            progress=progress.steps_done,
+            on_plan=progress.steps_planned,
+            fidelity=fidelity,
         )
         restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         traces = list(getattr(result, "traces", None) or [None] * len(batch))

@@ -10,6 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from dynface.errors import UsageError
+from dynface.units import DEFAULT_FIDELITY
+
 
 class Device(StrEnum):
     auto = "auto"
@@ -114,6 +117,18 @@ def check_options(config: str, device: str, precision: str, steps: str | None) -
         )
 
 
+def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
+    """--fidelity in [0, 1] (and 0.5 in the difface mode, once the pipeline is known)."""
+    from dynface.method.fidelity import check_fidelity
+
+    try:
+        check_fidelity(fidelity)
+        if pipeline is not None:
+            pipeline.levers(fidelity)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fidelity") from None
+
+
 def load_restorer(
     config: str,
     device: str,
@@ -167,6 +182,10 @@ def restore(
     ),
     overwrite: OverwriteOption = False,
     batch_size: int = typer.Option(4, min=1, help="Faces restored together (across photos)."),
+    fidelity: float = typer.Option(
+        DEFAULT_FIDELITY,
+        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input.",
+    ),
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -181,6 +200,7 @@ def restore(
     console = Console()
     if upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
+    _check_fidelity(fidelity)
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"{output} is a file, not a folder", param_hint="-o")
     paths = list_images(list(inputs))
@@ -215,6 +235,7 @@ def restore(
         f"dynface restore: {len(paths)} input(s), device {restorer.device}, "
         f"config {config}, precision {precision.value}{_backends_note(restorer)}"
     )
+    _check_fidelity(fidelity, getattr(restorer, "pipeline", None))
     if getattr(restorer, "is_random", False):
         console.print(
             "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
@@ -229,6 +250,7 @@ def restore(
         save_trace=save_trace,
         save_comparison=save_comparison,
         overwrite=overwrite,
+        fidelity=fidelity,
     )
     started = time.perf_counter()
     with _FaceProgress(Console(stderr=True)) as progress:
