@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from dynface.cli import video
+from dynface.errors import UsageError
+from dynface.units import DEFAULT_FIDELITY
 
 
 class Device(StrEnum):
@@ -168,6 +170,18 @@ def check_options(config: str, device: str, precision: str, steps: str | None) -
         )
 
 
+def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
+    """--fidelity in [0, 1] (and 0.5 in the difface mode, once the pipeline is known)."""
+    from dynface.method.fidelity import check_fidelity
+
+    try:
+        check_fidelity(fidelity)
+        if pipeline is not None:
+            pipeline.levers(fidelity)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fidelity") from None
+
+
 def load_restorer(
     config: str,
     device: str,
@@ -228,6 +242,10 @@ def restore(
     batch_size: BatchSizeOption = 4,
     shard: ShardOption = None,
     video_quality: int = typer.Option(18, "--video-quality", help=video.QUALITY_HELP),
+    fidelity: float = typer.Option(
+        DEFAULT_FIDELITY,
+        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input.",
+    ),
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -245,6 +263,7 @@ def restore(
     share = parse_shard(shard)
     videos, inputs = video.split_videos(list(inputs))
     paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
+    _check_fidelity(fidelity)
     _check_backend(backend.value, precision.value)
     video_options = video.options(
         videos, seed, video_quality, overwrite, only_center_face, batch_size
@@ -257,6 +276,7 @@ def restore(
         console, config, device.value, precision.value, weights_dir, steps, chosen
     )
     share = share.within(procs.rank, procs.world_size)
+    _check_fidelity(fidelity, getattr(restorer, "pipeline", None))
     background = None
     if paths and not aligned:
         background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
@@ -277,6 +297,7 @@ def restore(
         save_comparison=save_comparison,
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
+        fidelity=fidelity,
     )
     try:
         results, seconds = _restore_share(
