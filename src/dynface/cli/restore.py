@@ -77,6 +77,13 @@ SolverOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+VideoQualityOption = Annotated[int, typer.Option("--video-quality", help=video.QUALITY_HELP)]
+FidelityOption = Annotated[
+    float,
+    typer.Option(
+        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input."
+    ),
+]
 InputsArgument = Annotated[
     list[str],
     typer.Argument(help="Image files, folders (their images, not recursive) and glob patterns."),
@@ -241,11 +248,8 @@ def restore(
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
     shard: ShardOption = None,
-    video_quality: int = typer.Option(18, "--video-quality", help=video.QUALITY_HELP),
-    fidelity: float = typer.Option(
-        DEFAULT_FIDELITY,
-        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input.",
-    ),
+    video_quality: VideoQualityOption = 18,
+    fidelity: FidelityOption = DEFAULT_FIDELITY,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -262,8 +266,8 @@ def restore(
     console = Console()
     share = parse_shard(shard)
     videos, inputs = video.split_videos(list(inputs))
-    paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
     _check_fidelity(fidelity)
+    paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
     _check_backend(backend.value, precision.value)
     video_options = video.options(
         videos, seed, video_quality, overwrite, only_center_face, batch_size
