@@ -17,6 +17,7 @@ from dynface.devices import pick_device
 from dynface.diffusion import Diffusion
 from dynface.errors import UsageError
 from dynface.inputs import ImageInput, as_face_list
+from dynface.method.fidelity import DEFAULT_FIDELITY
 from dynface.method.pipeline import Pipeline
 from dynface.nets import build_swinir, build_unet
 from dynface.results import RestoreResult
@@ -116,6 +117,7 @@ class Restorer:
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         s_star: Tensor | Sequence[float] | None = None,
+        fidelity: float = DEFAULT_FIDELITY,
     ) -> RestoreResult:
         """Restore aligned face crops; each comes back at its own size, with a trace.
 
@@ -128,7 +130,14 @@ class Restorer:
         `on_plan(n)` before each batch's sampling with the total that batch will report (the
         sum of its traces' "nfe"); the plans of all batches add up to the sum of progress.
         `s_star` (one per face) replaces the estimated blur levels (see `estimate_blur`).
+
+        `fidelity` in [0, 1] leans the result: 0 = more detail from the prior (the face may
+        drift from the input), 0.5 = the method as configured (the default; the same result as
+        omitting it), 1 = closer to the input (less invented detail). Each trace records it
+        with the effective blur level, start step, eta, mu and DGSA range. A value outside
+        [0, 1] raises `FidelityError` (a `UsageError`, hence a `ValueError`).
         """
+        self.pipeline.levers(fidelity)
         faces = as_face_list(images)
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
@@ -145,6 +154,7 @@ class Restorer:
                     progress,
                     on_plan=on_plan,
                     s_star=levels[group] if levels is not None else None,
+                    fidelity=fidelity,
                 )
                 for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
                     restored[k], traces[k] = image, trace.to_dict()

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from dynface.errors import UsageError
+
 #: The neutral setting: the method exactly as configured.
 DEFAULT_FIDELITY = 0.5
 #: Blur-level lever: octaves of s* between fidelity 0.5 and either end.
@@ -37,12 +39,14 @@ DGSA_GAIN_AT_ZERO = 0.5
 S_MAX = 16.0
 
 
-class FidelityError(ValueError):
-    """A fidelity outside [0, 1], or not a number."""
+class FidelityError(UsageError):
+    """A fidelity outside [0, 1], or not a number (a UsageError, so also a ValueError)."""
 
 
 def check_fidelity(value: float) -> float:
-    """`value` as a float in [0, 1]; FidelityError (a ValueError) for anything else."""
+    """`value` as a float in [0, 1]; FidelityError for anything else (a bool included)."""
+    if isinstance(value, bool):
+        raise FidelityError(f"fidelity must be a number in [0, 1], got {value!r}")
     try:
         fidelity = float(value)
     except (TypeError, ValueError):

@@ -33,7 +33,9 @@ class GuidanceHook:
             raise ValueError("a guidance hook needs a DynFaceRestore plan (guidance images)")
         self.guidance, self.t_levels, self.dgsa_map = plan.guidance, plan.t_levels, plan.dgsa_map
         self.s_work = plan.s_levels * pixel_scale  # (B, J) px at the working size, CPU
-        self.mode, self.mu, self.lam = method.guidance, method.mu, method.lam
+        self.levers = plan.levers
+        self.mode = method.guidance
+        self.mu, self.lam = self.levers.mu(method.mu), self.levers.lam(method.lam)
         self.dgsa, self.timesteps = dgsa, timesteps
         self.transfer: Tensor | None = None
         if self.mode == "closed-form":
@@ -62,13 +64,14 @@ class GuidanceHook:
         return blend(x0, target, strength * mask).clamp(-1, 1)
 
     def _strength(self, g0: Tensor, x0: Tensor, t_now: int, on_device: Tensor) -> Tensor:
-        """The DGSA map A (n, 1, H, W) for these faces at this step (ones without a DGSA)."""
+        """The DGSA map A (n, 1, H, W) for these faces at this step (ones without a DGSA), moved
+        by the fidelity's DGSA lever (the plan's static map already is)."""
         if self.dgsa is not None and self.dgsa.dynamic:
             t = torch.full((len(x0),), t_now, device=x0.device)
-            return self.dgsa(g0, x0, t)
+            return self.levers.dgsa(self.dgsa(g0, x0, t))
         if self.dgsa_map is not None:
             return self.dgsa_map[on_device]
-        return torch.ones_like(x0[:, :1])
+        return self.levers.dgsa(torch.ones_like(x0[:, :1]))
 
     def mean_strength(self) -> list[float | None]:
         """Mean DGSA strength each face received over its guided steps (None: never guided)."""

@@ -27,6 +27,7 @@ from dynface.errors import UsageError
 from dynface.method.dblm import BlurLevelEstimator, LearnedEstimator, ZeroShotEstimator
 from dynface.method.dgsa import GuidanceScale, HeuristicDGSA, LearnedDGSA
 from dynface.method.dsst import DSSTable
+from dynface.method.fidelity import DEFAULT_FIDELITY, FidelityLevers, fidelity_levers
 from dynface.method.hook import GuidanceHook
 from dynface.method.plan import SamplingPlan, plan_difface, plan_dynface
 from dynface.method.trace import FaceTrace, build_traces
@@ -125,6 +126,7 @@ class Pipeline:
         initial_noise: Tensor | None = None,
         on_plan: Callable[[int], None] | None = None,
         s_star: Tensor | None = None,
+        fidelity: float = DEFAULT_FIDELITY,
     ) -> PipelineOutput:
         """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
 
@@ -134,7 +136,10 @@ class Pipeline:
         steps are known, with the batch's network evaluations (the sum of the traces' nfe);
         `progress(n)` after each sampling step with the faces evaluated in it. `s_star` (B,), px
         at 512, replaces the estimated blur levels (video smooths them along a face's track).
+        `fidelity` in [0, 1]: 0 = more detail from the prior, 0.5 = the method as configured,
+        1 = closer to the input (`dynface.method.fidelity`).
         """
+        self.levers(fidelity)  # refuse a bad fidelity before any work
         if y.ndim != 4 or y.shape[1] != 3:
             raise UsageError(f"expected a (B, 3, H, W) batch of RGB faces, got {tuple(y.shape)}")
         timing: dict[str, float] = {}
@@ -143,7 +148,7 @@ class Pipeline:
         work, r = self.run_rm(y)
         timing["rm_s"], clock = self._lap(clock)
         # 2. The plan: s*, s_j, g_j, t_j, start steps, eta, DGSA map.
-        plan = self.plan(work, r, s_star)
+        plan = self.plan(work, r, s_star, fidelity)
         timing["estimate_s"], clock = self._lap(clock)
         if on_plan is not None:
             on_plan(int(plan.nfe.sum()))
@@ -194,9 +199,27 @@ class Pipeline:
         )
         return x, hook
 
-    def plan(self, work: Tensor, r: Tensor, s_star: Tensor | None = None) -> SamplingPlan:
+    def levers(self, fidelity: float) -> FidelityLevers:
+        """The fidelity knob's levers; FidelityError outside [0, 1], and a UsageError for any
+        fidelity but 0.5 in the difface mode (DifFace's chain has no levers)."""
+        levers = fidelity_levers(fidelity)
+        if self.method.mode == "difface" and not levers.neutral:
+            raise UsageError(
+                "fidelity applies to the dynface method; the difface baseline runs DifFace's "
+                "fixed chain (leave fidelity at 0.5, or use method.mode: dynface)"
+            )
+        return levers
+
+    def plan(
+        self,
+        work: Tensor,
+        r: Tensor,
+        s_star: Tensor | None = None,
+        fidelity: float = DEFAULT_FIDELITY,
+    ) -> SamplingPlan:
         """The per-face plan from the working-size input and RM output, both in [0, 1];
-        `s_star` (B,) replaces the estimate."""
+        `s_star` (B,) replaces the estimate; `fidelity` leans it (see `restore`)."""
+        levers = self.levers(fidelity)
         if self.method.mode == "difface":
             return plan_difface(r, self.method, self.diffusion)
         if s_star is None:
@@ -204,7 +227,7 @@ class Pipeline:
         else:
             s_star = torch.as_tensor(s_star, dtype=torch.float32).cpu().reshape(len(r))
         return plan_dynface(
-            s_star, r, self.method, self.dsst, self.diffusion, self.dgsa, self.pixel_scale
+            s_star, r, self.method, self.dsst, self.diffusion, self.dgsa, self.pixel_scale, levers
         )
 
 

@@ -19,6 +19,7 @@ from dynface.method.dblm import guidance_images, guidance_levels
 from dynface.method.dgsa import GuidanceScale
 from dynface.method.dsst import DSSTable, to_respaced_index
 from dynface.method.eta import dynamic_eta
+from dynface.method.fidelity import FidelityLevers, fidelity_levers
 from dynface.units import S_MAX
 
 
@@ -36,6 +37,8 @@ class SamplingPlan:
     t_levels: Tensor | None = None  # (B, J) long, CPU: t(s_j) on the 1000 scale
     guidance: Tensor | None = None  # (B, J, 3, H, W) in [-1, 1], device: g_j
     dgsa_map: Tensor | None = None  # (B, 1, H, W) in [0, 1], device: static DGSA map
+    levers: FidelityLevers = fidelity_levers()  # the fidelity knob's levers (neutral: 0.5)
+    s_effective: Tensor | None = None  # (B,) px at 512, CPU: the blur level acted on
 
     @property
     def nfe(self) -> Tensor:
@@ -51,28 +54,37 @@ def plan_dynface(
     diffusion: Diffusion,
     dgsa: GuidanceScale | None,
     pixel_scale: float,
+    levers: FidelityLevers | None = None,
 ) -> SamplingPlan:
-    """The DynFaceRestore plan from s* (B,) and the RM output r (B, 3, H, W) in [0, 1]."""
-    # 1. Guidance levels s_j = max(s* - j, s_min) (px at 512) and their start steps t(s_j).
+    """The DynFaceRestore plan from s* (B,) and the RM output r (B, 3, H, W) in [0, 1]; `levers`
+    (default: fidelity 0.5, the method as configured) lean it towards the input or the prior."""
+    levers = levers or fidelity_levers()
+    # 1. The blur level acted on (s* itself at fidelity 0.5), guidance levels
+    #    s_j = max(s - j, s_min) (px at 512) and their start steps t(s_j).
     s_star = s_star.detach().float().cpu().clamp(0, S_MAX)
-    s_levels = guidance_levels(s_star, method.num_targets, method.s_min)
+    s_eff = levers.blur_level(s_star)
+    s_levels = guidance_levels(s_eff, method.num_targets, method.s_min)
     t_levels = dsst.start_step(s_levels)
     start = to_respaced_index(t_levels[:, 0], diffusion.timesteps)
     # 2. Guidance images g_j = k(s_j) * r, with s_j in px of the working size.
     g = guidance_images(r * 2 - 1, s_levels * pixel_scale)
-    # 3. A static DGSA map depends on g_0 only: once per face.
-    dgsa_map = dgsa(g[:, 0], g[:, 0], 0) if dgsa is not None and not dgsa.dynamic else None
+    # 3. A static DGSA map depends on g_0 only: once per face (moved by the fidelity's DGSA lever).
+    dgsa_map = None
+    if dgsa is not None and not dgsa.dynamic:
+        dgsa_map = levers.dgsa(dgsa(g[:, 0], g[:, 0], 0))
     return SamplingPlan(
         mode="dynface",
         start_index=start,
         first_step=start,
-        eta=dynamic_eta(s_star, method.fixed_eta),
+        eta=dynamic_eta(s_eff, method.fixed_eta),
         x_start=g[:, 0],
         s_star=s_star,
         s_levels=s_levels,
         t_levels=t_levels,
         guidance=g,
         dgsa_map=dgsa_map,
+        levers=levers,
+        s_effective=s_eff,
     )
 
 

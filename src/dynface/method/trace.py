@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from dynface.config import MethodConfig
 from dynface.diffusion import Diffusion
+from dynface.method.dgsa import A_HI, A_LO
+from dynface.method.fidelity import DEFAULT_FIDELITY, FidelityLevers
 from dynface.method.plan import SamplingPlan
 
 #: Side of the DGSA thumbnail stored in each trace.
@@ -32,6 +34,11 @@ class FaceTrace:
     dgsa: str | None = None
     dgsa_mean: float | None = None  # mean guidance strength over the guided steps
     dgsa_thumbnail: list[list[float]] | None = None  # 16x16 static DGSA map
+    fidelity: float = DEFAULT_FIDELITY  # the fidelity knob (0.5: the method as configured)
+    s_effective: float | None = None  # blur level acted on: s* moved by the fidelity
+    mu: float | None = None  # effective closed-form prior weight
+    lam: float | None = None  # effective gradient step
+    dgsa_range: list[float] | None = None  # effective range [low, high] of the DGSA map
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready; the DifFace baseline omits the fields it has no use for."""
@@ -58,6 +65,7 @@ def build_traces(
             "eta": round(eta, 4),
             "nfe": nfe,
             "timing": dict(timing),
+            "fidelity": plan.levers.fidelity,
         }
         for start, eta, nfe in zip(starts, plan.eta.tolist(), plan.nfe.tolist(), strict=True)
     ]
@@ -68,6 +76,8 @@ def build_traces(
     if plan.dgsa_map is not None:
         thumbs = F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
     means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(starts)]
+    assert plan.s_effective is not None
+    levers = _effective_levers(plan.levers, method)
     return [
         FaceTrace(
             **common[b],
@@ -79,6 +89,18 @@ def build_traces(
             dgsa=method.dgsa,
             dgsa_mean=means[b],
             dgsa_thumbnail=[[round(v, 3) for v in row] for row in thumbs[b]] if thumbs else None,
+            s_effective=round(float(plan.s_effective[b]), 3),
+            **levers,
         )
         for b in range(len(starts))
     ]
+
+
+def _effective_levers(levers: FidelityLevers, method: MethodConfig) -> dict[str, object]:
+    """The guidance settings after the fidelity knob: mu, lam and the DGSA map's range."""
+    low, high = {"heuristic": (A_LO, A_HI), "learned": (0.0, 1.0)}.get(method.dgsa, (1.0, 1.0))
+    return {
+        "mu": levers.mu(method.mu),
+        "lam": levers.lam(method.lam),
+        "dgsa_range": [round(v, 4) for v in levers.dgsa_range(low, high)],
+    }
