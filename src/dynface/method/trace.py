@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from dynface.config import MethodConfig
 from dynface.diffusion import Diffusion
 from dynface.method.dgsa import A_HI, A_LO
-from dynface.method.fidelity import DEFAULT_FIDELITY, FidelityLevers
+from dynface.method.fidelity import DEFAULT_FIDELITY
 from dynface.method.plan import SamplingPlan
 
 #: Side of the DGSA thumbnail stored in each trace.
@@ -77,7 +77,9 @@ def build_traces(
         thumbs = F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
     means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(starts)]
     assert plan.s_effective is not None
-    levers = _effective_levers(plan.levers, method)
+    low, high = _dgsa_bounds(method)
+    mu, lam = _significant(plan.levers.mu(method.mu)), _significant(plan.levers.lam(method.lam))
+    dgsa_range = [round(v, 4) for v in plan.levers.dgsa_range(low, high)]
     return [
         FaceTrace(
             **common[b],
@@ -90,17 +92,19 @@ def build_traces(
             dgsa_mean=means[b],
             dgsa_thumbnail=[[round(v, 3) for v in row] for row in thumbs[b]] if thumbs else None,
             s_effective=round(float(plan.s_effective[b]), 3),
-            **levers,
+            mu=mu,
+            lam=lam,
+            dgsa_range=dgsa_range,
         )
         for b in range(len(starts))
     ]
 
 
-def _effective_levers(levers: FidelityLevers, method: MethodConfig) -> dict[str, object]:
-    """The guidance settings after the fidelity knob: mu, lam and the DGSA map's range."""
-    low, high = {"heuristic": (A_LO, A_HI), "learned": (0.0, 1.0)}.get(method.dgsa, (1.0, 1.0))
-    return {
-        "mu": levers.mu(method.mu),
-        "lam": levers.lam(method.lam),
-        "dgsa_range": [round(v, 4) for v in levers.dgsa_range(low, high)],
-    }
+def _dgsa_bounds(method: MethodConfig) -> tuple[float, float]:
+    """The range of the configured DGSA map before the fidelity knob (no DGSA: A = 1)."""
+    return {"heuristic": (A_LO, A_HI), "learned": (0.0, 1.0)}.get(method.dgsa, (1.0, 1.0))
+
+
+def _significant(value: float) -> float:
+    """`value` to 6 significant digits, for a readable trace."""
+    return float(f"{value:.6g}")
