@@ -105,7 +105,7 @@ def test_traces_record_the_effective_values(restorer, faces):
         assert trace["fidelity"] == 0.8 and trace["s_star"] == s
         assert trace["s_effective"] == pytest.approx(s * 2**-0.3, abs=1e-3)
         assert trace["eta"] == pytest.approx(trace["s_effective"] / 10, abs=1e-3)
-        assert trace["mu"] == pytest.approx(0.01 * 10**-0.6)
+        assert trace["mu"] == pytest.approx(0.01 * 10**-0.6, rel=1e-5)  # 6 digits kept
         assert trace["dgsa_range"] == pytest.approx([0.25 + 0.6 * 0.75, 1.0])
         assert math.isclose(trace["s_levels"][0], trace["s_effective"], abs_tol=1e-3)
 
