@@ -18,6 +18,8 @@ MU = 0.01
 LAM = 0.5
 #: Blur level (px) at which the dynamic DDIM eta reaches 1: eta = clip(s* / ETA_SCALE, 0, 1).
 ETA_SCALE = 10.0
+#: The fidelity knob's neutral setting: the method exactly as configured (dynface.method.fidelity).
+DEFAULT_FIDELITY = 0.5
 #: Steps of the diffusion the prior was trained with, and its linear beta range.
 DIFFUSION_STEPS = 1000
 BETA_START = 1e-4

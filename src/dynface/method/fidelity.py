@@ -18,13 +18,22 @@ Every lever is monotone in the fidelity. Why these levers and ranges: docs/metho
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from dynface.errors import UsageError
+from dynface.units import DEFAULT_FIDELITY, S_MAX
 
-#: The neutral setting: the method exactly as configured.
-DEFAULT_FIDELITY = 0.5
+if TYPE_CHECKING:  # no torch import at run time: the CLI checks --fidelity before loading torch
+    from torch import Tensor
+
+__all__ = [
+    "DEFAULT_FIDELITY",
+    "FidelityError",
+    "FidelityLevers",
+    "check_fidelity",
+    "fidelity_levers",
+]
+
 #: Blur-level lever: octaves of s* between fidelity 0.5 and either end.
 BLUR_OCTAVES = 0.5
 #: Closed-form lever: decades of mu between fidelity 0.5 and either end.
@@ -35,8 +44,6 @@ LAM_OCTAVES = 1.0
 LAM_MAX = 1.0
 #: DGSA lever at fidelity 0: the map is scaled by this gain (at fidelity 1 it is 1 everywhere).
 DGSA_GAIN_AT_ZERO = 0.5
-#: Blur levels stay in the range the estimators and the DSST table cover (px at 512).
-S_MAX = 16.0
 
 
 class FidelityError(UsageError):
