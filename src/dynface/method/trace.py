@@ -77,9 +77,7 @@ def build_traces(
         thumbs = F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
     means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(starts)]
     assert plan.s_effective is not None
-    low, high = _dgsa_bounds(method)
-    mu, lam = _significant(plan.levers.mu(method.mu)), _significant(plan.levers.lam(method.lam))
-    dgsa_range = [round(v, 4) for v in plan.levers.dgsa_range(low, high)]
+    mu, lam, dgsa_range = _effective_guidance(plan, method)
     return [
         FaceTrace(
             **common[b],
@@ -100,11 +98,12 @@ def build_traces(
     ]
 
 
-def _dgsa_bounds(method: MethodConfig) -> tuple[float, float]:
-    """The range of the configured DGSA map before the fidelity knob (no DGSA: A = 1)."""
-    return {"heuristic": (A_LO, A_HI), "learned": (0.0, 1.0)}.get(method.dgsa, (1.0, 1.0))
-
-
-def _significant(value: float) -> float:
-    """`value` to 6 significant digits, for a readable trace."""
-    return float(f"{value:.6g}")
+def _effective_guidance(
+    plan: SamplingPlan, method: MethodConfig
+) -> tuple[float, float, list[float]]:
+    """mu, lam (6 significant digits) and the DGSA map's range after the fidelity knob; the
+    configured map spans [A_LO, A_HI] (heuristic), [0, 1] (learned) or is 1 (no DGSA)."""
+    low, high = {"heuristic": (A_LO, A_HI), "learned": (0.0, 1.0)}.get(method.dgsa, (1.0, 1.0))
+    mu, lam = plan.levers.mu(method.mu), plan.levers.lam(method.lam)
+    dgsa_range = [round(v, 4) for v in plan.levers.dgsa_range(low, high)]
+    return float(f"{mu:.6g}"), float(f"{lam:.6g}"), dgsa_range
