@@ -42,6 +42,7 @@ from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import output_size, paste_faces
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
+from dynface.method.fidelity import DEFAULT_FIDELITY, check_fidelity
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 
 #: Largest output photo (pixels) we agree to build: about 0.9 GB as uint8, plus Pillow's 1.2 GB
@@ -60,6 +61,7 @@ class AlignedRestorer(Protocol):
         seed: int | list[int] | None = None,
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
+        fidelity: float = DEFAULT_FIDELITY,
     ) -> Any:
         """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`.
 
@@ -83,6 +85,8 @@ class RestoreOptions:
     overwrite: bool = False
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
+    #: 0 = more detail from the prior, 0.5 = the method as configured, 1 = closer to the input.
+    fidelity: float = DEFAULT_FIDELITY
     #: Background under the faces: "realesrgan", "none" (bicubic) or "auto" (see background.py).
     bg_upsampler: str = "auto"
 
@@ -183,7 +187,7 @@ def restore_photos(
     progress = progress or _NoProgress()
     if background is None and not options.aligned:
         background = default_background(restorer, options)
-    batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress)
+    batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress, options.fidelity)
     results: dict[int, PhotoResult] = {}
     for index, (path, name) in enumerate(zip(paths, folder.names(paths), strict=True)):
         claim = claim_outputs(folder, path, name, options)
@@ -205,6 +209,7 @@ def checked_options(options: RestoreOptions, restorer: AlignedRestorer) -> Resto
         raise UsageError("batch_size must be at least 1")
     if not options.upscale > 0:
         raise UsageError("upscale must be positive")
+    check_fidelity(options.fidelity)
     if options.face_size is None:
         config = getattr(restorer, "config", None) or {}
         options = replace(options, face_size=int(config.get("image_size", 512)))
@@ -299,9 +304,15 @@ class FaceBatcher:
     """
 
     def __init__(
-        self, restorer: AlignedRestorer, size: int, seed: int | None, progress: Progress
+        self,
+        restorer: AlignedRestorer,
+        size: int,
+        seed: int | None,
+        progress: Progress,
+        fidelity: float = DEFAULT_FIDELITY,
     ) -> None:
         self.restorer = restorer
+        self.fidelity = fidelity
         self.size = size
         self.seed = seed
         self.progress = progress
@@ -344,6 +355,7 @@ class FaceBatcher:
                 seed=seed,
                 progress=self.progress.steps_done,
                 on_plan=self.progress.steps_planned,
+                fidelity=self.fidelity,
             )
             restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
             traces = list(getattr(result, "traces", None) or [None] * len(batch))

@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from dynface.errors import UsageError
+from dynface.units import DEFAULT_FIDELITY
+
 
 class Device(StrEnum):
     auto = "auto"
@@ -110,6 +113,12 @@ SaveComparisonOption = Annotated[
 ]
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
+]
+FidelityOption = Annotated[
+    float,
+    typer.Option(
+        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input."
+    ),
 ]
 
 EPILOG = (
@@ -217,6 +226,7 @@ def restore(
     save_comparison: SaveComparisonOption = False,
     overwrite: OverwriteOption = False,
     batch_size: BatchSizeOption = 4,
+    fidelity: FidelityOption = DEFAULT_FIDELITY,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -230,11 +240,13 @@ def restore(
     console = Console()
     if upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
+    _check_fidelity(fidelity)
     paths = find_inputs(inputs)
     check_options(config, device.value, precision.value, steps)
     check_output(output, paths)
     chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
     restorer = _load(console, config, device.value, precision.value, weights_dir, steps, chosen)
+    _check_fidelity(fidelity, getattr(restorer, "pipeline", None))
     background = None
     if not aligned:
         background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
@@ -249,6 +261,7 @@ def restore(
         save_comparison=save_comparison,
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
+        fidelity=fidelity,
     )
     started = time.perf_counter()
     with _FaceProgress(Console(stderr=True)) as progress:
@@ -298,6 +311,18 @@ def check_output(output: Path, paths: list[Path]) -> None:
         OutputFolder(output).check(paths)
     except UsageError as exc:
         raise typer.BadParameter(str(exc), param_hint="-o") from None
+
+
+def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
+    """--fidelity in [0, 1] (and 0.5 in the difface mode, once the pipeline is known)."""
+    from dynface.method.fidelity import check_fidelity
+
+    try:
+        check_fidelity(fidelity)
+        if pipeline is not None:
+            pipeline.levers(fidelity)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fidelity") from None
 
 
 def _load(
