@@ -87,10 +87,10 @@ class RestoreOptions:
     overwrite: bool = False
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
-    #: Background under the faces: "realesrgan", "none" (bicubic) or "auto" (see background.py).
-    bg_upsampler: str = "auto"
     #: 0 = more detail from the prior, 0.5 = the method as configured, 1 = closer to the input.
     fidelity: float = DEFAULT_FIDELITY
+    #: Background under the faces: "realesrgan", "none" (bicubic) or "auto" (see background.py).
+    bg_upsampler: str = "auto"
 
 
 @dataclass

@@ -129,6 +129,12 @@ ShardOption = Annotated[
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
+FidelityOption = Annotated[
+    float,
+    typer.Option(
+        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input."
+    ),
+]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
