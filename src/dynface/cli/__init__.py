@@ -93,7 +93,7 @@ def main() -> None:
         sys.exit(1)
 
 
-from dynface.cli import degrade, demo, dsst, evaluate, restore, train, weights  # noqa: E402, I001
+from dynface.cli import degrade, demo, dsst, evaluate, restore, train, ui, weights  # noqa: E402, I001
 
 app.add_typer(weights.app, name="weights")
 app.add_typer(dsst.app, name="dsst")
@@ -102,3 +102,4 @@ app.command("demo", epilog=demo.EPILOG)(demo.demo)
 app.add_typer(evaluate.app, name="eval")
 app.command("degrade", epilog=degrade.EPILOG)(degrade.degrade)
 app.command("train", epilog=train.EPILOG)(train.train)
+app.command("ui", epilog=ui.EPILOG)(ui.ui)

@@ -1,0 +1,371 @@
+"""The page: photos and settings on the left; before/after, faces and what the method did right.
+
+Also the named API endpoint `/restore` (photo first, every other input with a default; the
+restored photo first out, the traces second) for `gradio_client` and scripts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import torch
+
+from dynface.errors import DynfaceError
+from dynface.ui.jobs import JobCancelled, JobProgress, JobResult, JobRunner, JobSettings
+from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
+
+INTRO = (
+    "# dynface: face restoration that explains itself\n"
+    "Upload a photo (or several), press **Restore**. For every face you get the result and what "
+    "the method decided: its blur level *s\\**, when the diffusion starts and where the guidance "
+    "trusts the input (the DGSA map)."
+)
+RANDOM_WEIGHTS_NOTE = (
+    "**Smoke-test networks** (random weights, `{config}`): the faces come out as noise. "
+    "Start `dynface ui` without `--config` after `dynface weights download` for real restorations."
+)
+CSS = "#dynface-status {min-height: 2em}"
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """What the page offers: the config's default steps and the samples used as examples."""
+
+    config: str
+    default_steps: str
+    random_weights: bool
+    examples: list[Path]
+
+
+def device_choices() -> list[str]:
+    """The devices this machine offers, "auto" first."""
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices.append("cuda")
+    if torch.backends.mps.is_available():
+        choices.append("mps")
+    return choices
+
+
+def precision_choices() -> list[str]:
+    """fp32 everywhere, bf16 on CPUs and GPUs, fp16 only with a GPU."""
+    return ["fp32", "bf16"] + (["fp16"] if torch.cuda.is_available() else [])
+
+
+class Controls:
+    """The input components, in the order the handlers and `/restore` take them."""
+
+    def __init__(self, options: PageOptions) -> None:
+        self.aligned = gr.Checkbox(
+            False,
+            label="already aligned",
+            info="The photos are square face crops (FFHQ-style); skip face detection.",
+        )
+        with gr.Accordion("Advanced", open=False):
+            self.steps = gr.Dropdown(
+                [(f"config default ({options.default_steps})", ""), "ddim25", "ddim50", "250"],
+                value="",
+                label="steps",
+                info="ddimN: N evenly spaced steps (faster, a little less detail).",
+                allow_custom_value=True,
+            )
+            with gr.Row():
+                self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
+                self.random_seed = gr.Checkbox(True, label="random seed")
+            self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
+            self.only_center = gr.Checkbox(False, label="only the centre face")
+            with gr.Row():
+                self.device = gr.Radio(device_choices(), value="auto", label="device")
+                self.precision = gr.Radio(precision_choices(), value="fp32", label="precision")
+
+    def settings_inputs(self) -> list[gr.components.Component]:
+        """Every setting, in the order of `settings_from`."""
+        return [
+            self.aligned,
+            self.steps,
+            self.seed,
+            self.random_seed,
+            self.upscale,
+            self.only_center,
+            self.device,
+            self.precision,
+        ]
+
+
+def settings_from(
+    aligned: bool,
+    steps: str | None,
+    seed: float | None,
+    random_seed: bool,
+    upscale: float,
+    only_center: bool,
+    device: str,
+    precision: str,
+) -> JobSettings:
+    """The job settings from the control values (a random seed is drawn by the runner)."""
+    return JobSettings(
+        aligned=bool(aligned),
+        steps=(steps or "").strip() or None,
+        seed=None if random_seed or seed is None else int(seed),
+        upscale=float(upscale),
+        only_center_face=bool(only_center),
+        device=device or "auto",
+        precision=precision or "fp32",
+    )
+
+
+class Handlers:
+    """Event handlers: run a job for a browser session, cancel it, show one photo."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+        self._cancels: dict[str, threading.Event] = {}
+
+    def restore(
+        self,
+        photos: list[str] | None,
+        aligned: bool,
+        steps: str | None,
+        seed: float | None,
+        random_seed: bool,
+        upscale: float,
+        only_center: bool,
+        device: str,
+        precision: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[Any, ...]:
+        """The Restore button: run the job, fill every output."""
+        settings = settings_from(
+            aligned, steps, seed, random_seed, upscale, only_center, device, precision
+        )
+        result = self._run(photos or [], settings, request, progress)
+        names = [photo.name for photo in result.photos]
+        first = result.photos[0]
+        return (
+            _status(result),
+            gr.Dropdown(choices=names, value=names[0], visible=len(names) > 1),
+            (str(first.before), str(first.after)),
+            _face_gallery(result),
+            str(result.trace_sheet),
+            _trace_table(result),
+            [str(photo.final) for photo in result.photos] + [str(result.archive)],
+            {photo.name: (str(photo.before), str(photo.after)) for photo in result.photos},
+        )
+
+    def restore_api(
+        self,
+        photo: str | None,
+        aligned: bool,
+        steps: str | None,
+        seed: float | None,
+        random_seed: bool,
+        upscale: float,
+        only_center: bool,
+        device: str,
+        precision: str,
+        request: gr.Request,
+    ) -> tuple[str, dict[str, Any]]:
+        """`/restore`: one photo in; the restored photo and its traces out."""
+        settings = settings_from(
+            aligned, steps, seed, random_seed, upscale, only_center, device, precision
+        )
+        result = self._run([photo] if photo else [], settings, request, None)
+        restored = result.photos[0]
+        traces = {
+            "seed": result.seed,
+            "device": result.device,
+            "random_weights": result.random_weights,
+            "faces": [face.trace for face in restored.faces],
+        }
+        return str(restored.final), traces
+
+    def cancel(self, request: gr.Request) -> None:
+        """The Cancel button: the running job of this browser session stops at its next step."""
+        event = self._cancels.get(request.session_hash or "")
+        if event is not None:
+            event.set()
+
+    def _run(
+        self,
+        photos: list[str],
+        settings: JobSettings,
+        request: gr.Request,
+        progress: gr.Progress | None,
+    ) -> JobResult:
+        """Run one job; every failure becomes a `gr.Error` with the user-facing message."""
+        cancel = threading.Event()
+        session = request.session_hash or ""
+        self._cancels[session] = cancel
+
+        def report(state: JobProgress, text: str) -> None:
+            if progress is not None:
+                total = state.steps_total or None
+                progress((state.steps_done, total), desc=text, unit="face-steps")
+
+        try:
+            result = self.runner.run(photos, settings, report, cancel)
+        except JobCancelled as exc:
+            raise gr.Error(f"Cancelled: {exc}.", title="Cancelled") from None
+        except DynfaceError as exc:
+            raise gr.Error(str(exc).replace("\n", "<br>"), title="Could not restore") from None
+        finally:
+            if self._cancels.get(session) is cancel:
+                del self._cancels[session]
+        for line in result.failures:
+            gr.Warning(line)
+        return result
+
+
+def _status(result: JobResult) -> str:
+    """One line under the title: what ran, with which seed, and anything to know."""
+    faces = sum(len(photo.faces) for photo in result.photos)
+    seconds = sum(photo.seconds for photo in result.photos)
+    text = (
+        f"Restored {faces} face(s) in {len(result.photos)} photo(s) in {seconds:.1f} s on "
+        f"{result.device}; seed {result.seed} (set it under Advanced to repeat this result)."
+    )
+    if result.failures:
+        text += " Not restored: " + "; ".join(result.failures)
+    if result.random_weights:
+        text += " Random smoke-test networks: the faces are noise."
+    return text
+
+
+def _face_gallery(result: JobResult) -> list[tuple[str, str]]:
+    """Each face before and after, in order."""
+    items = []
+    for photo in result.photos:
+        for face in photo.faces:
+            label = f"{photo.name} · face {face.index + 1}"
+            items.append((str(face.cropped), f"{label}: before"))
+            items.append((str(face.restored), f"{label}: after"))
+    return items
+
+
+def _trace_table(result: JobResult) -> list[list[str]]:
+    """One row of numbers per face."""
+    return summary_rows(
+        [(photo.name, face.index, face.trace) for photo in result.photos for face in photo.faces]
+    )
+
+
+def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
+    """The whole page and its events; one job at a time, others wait in the queue."""
+    handlers = Handlers(runner)
+    with gr.Blocks(title="dynface", delete_cache=(1800, 3600)) as app:
+        gr.Markdown(INTRO)
+        if options.random_weights:
+            gr.Markdown(RANDOM_WEIGHTS_NOTE.format(config=options.config))
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                photos = gr.File(
+                    label="photos (one or several)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="dynface-photos",
+                )
+                controls = Controls(options)
+                with gr.Row():
+                    restore = gr.Button("Restore", variant="primary", elem_id="dynface-restore")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
+                if options.examples:
+                    gr.Examples(
+                        examples=_examples(options.examples),
+                        inputs=[photos, *controls.settings_inputs()],
+                        label="samples (public domain; also set the controls)",
+                        example_labels=_example_labels(options.examples),
+                    )
+            with gr.Column(scale=2):
+                outputs = _outputs()
+        settings = controls.settings_inputs()
+        run = restore.click(
+            handlers.restore,
+            inputs=[photos, *settings],
+            outputs=outputs,
+            api_name="restore_page",
+            concurrency_id="device",
+            concurrency_limit=1,
+            api_visibility="private",
+        )
+        cancel.click(
+            handlers.cancel,
+            cancels=[run],
+            queue=False,
+            api_name="cancel",
+            api_visibility="private",
+        )
+        selector, slider, state = outputs[1], outputs[2], outputs[-1]
+        selector.change(
+            lambda name, pairs: pairs.get(name),
+            inputs=[selector, state],
+            outputs=slider,
+            api_name="show_photo",
+            api_visibility="private",
+        )
+        _api_endpoint(handlers, settings)
+    return app
+
+
+def _outputs() -> list[Any]:
+    """Result components: status, photo picker, slider, faces, traces, table, downloads, state."""
+    status = gr.Markdown(elem_id="dynface-status")
+    selector = gr.Dropdown(label="photo", visible=False, interactive=True)
+    slider = gr.ImageSlider(
+        label="before / after (drag)", type="filepath", format="png", elem_id="dynface-slider"
+    )
+    faces = gr.Gallery(
+        label="faces: before and after", columns=4, height="auto", elem_id="dynface-faces"
+    )
+    with gr.Accordion("What the method decided", open=True):
+        traces = gr.Image(
+            label="per face: DGSA map over the face, start steps on the diffusion",
+            type="filepath",
+            format="png",
+            elem_id="dynface-traces",
+        )
+        table = gr.Dataframe(
+            headers=SUMMARY_HEADERS, label="trace numbers", interactive=False, wrap=True
+        )
+    downloads = gr.File(
+        label="downloads: photos and a zip of faces and traces", file_count="multiple"
+    )
+    return [status, selector, slider, faces, traces, table, downloads, gr.State({})]
+
+
+def _examples(samples: list[Path]) -> list[list[Any]]:
+    """Sample photos with the controls they preset (aligned, steps, seed, random, upscale, ...)."""
+    presets = [("", 2.0, False), ("ddim50", 1.0, True)]
+    rows = []
+    for k, sample in enumerate(samples):
+        steps, upscale, only_center = presets[k % len(presets)]
+        rows.append([[str(sample)], False, steps, 0, False, upscale, only_center, "auto", "fp32"])
+    return rows
+
+
+def _example_labels(samples: list[Path]) -> list[str]:
+    """What each example presets, in words."""
+    words = ["config steps, upscale x2", "ddim50, centre face only, x1"]
+    return [f"{sample.stem}: {words[k % len(words)]}" for k, sample in enumerate(samples)]
+
+
+def _api_endpoint(handlers: Handlers, settings: list[Any]) -> None:
+    """`/restore`: a hidden photo input with the page's settings; the photo and traces out."""
+    photo = gr.File(label="photo", file_count="single", type="filepath", visible=False)
+    restored = gr.File(label="restored photo", visible=False)
+    traces = gr.JSON(label="traces", visible=False)
+    trigger = gr.Button(visible=False)
+    trigger.click(
+        handlers.restore_api,
+        inputs=[photo, *settings],
+        outputs=[restored, traces],
+        api_name="restore",
+        api_description="Restore every face of one photo; returns the photo and the traces.",
+        concurrency_id="device",
+        concurrency_limit=1,
+    )

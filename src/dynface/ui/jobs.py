@@ -1,0 +1,403 @@
+"""One web request from upload to downloads: check limits, restore, collect what to show.
+
+`JobRunner.run` is free of Gradio so it can be tested and reused: it refuses too many or too
+large photos with a clear message, restores them with `dynface.photos.restore_photos` into a
+fresh folder of its temporary work area (one job per device at a time), reports progress over
+faces and denoising steps with an ETA, stops at the next step when cancelled, and returns the
+whole photos, before/after previews, each face, its trace and trace picture, and a zip of it all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dynface.errors import DynfaceError, ResourceError, UsageError
+from dynface.io import read_image, write_image
+from dynface.photos import (
+    PhotoResult,
+    RestoreOptions,
+    output_names,
+    planned_outputs,
+    restore_photos,
+    trace_path,
+)
+from dynface.ui.traces import stack_pictures, trace_picture
+
+#: Longest side of the before/after pictures sent to the browser (downloads keep full size).
+PREVIEW_SIDE = 1600
+#: Job folders older than this are removed when a new job starts.
+KEEP_SECONDS = 3600
+STEPS_HINT = 'use e.g. "ddim50" (50 evenly spaced steps, fast) or "250"'
+
+
+class JobCancelled(Exception):
+    """The user pressed cancel; the job stopped at the next denoising step."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server."""
+
+    max_photos: int = 8
+    max_megapixels: float = 40.0
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The controls of the page (and of the `/restore` endpoint)."""
+
+    aligned: bool = False
+    steps: str | None = None
+    seed: int | None = None
+    upscale: float = 2.0
+    only_center_face: bool = False
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass
+class JobProgress:
+    """Faces and denoising steps (one network evaluation of one face) found and done so far."""
+
+    faces_total: int = 0
+    faces_done: int = 0
+    steps_total: int = 0
+    steps_done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_step: float | None = None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left for the steps planned so far, at the rate measured so far."""
+        if self.first_step is None or self.steps_done == 0:
+            return None
+        rate = self.steps_done / max(time.perf_counter() - self.first_step, 1e-6)
+        return max(self.steps_total - self.steps_done, 0) / rate
+
+    def describe(self) -> str:
+        """One line for the progress bar: faces, steps and ETA."""
+        text = f"faces {self.faces_done}/{self.faces_total}"
+        if self.steps_total:
+            text += f" · denoising steps {self.steps_done}/{self.steps_total}"
+        eta = self.eta_seconds
+        if eta is not None:
+            text += f" · about {eta:.0f} s left"
+        return text
+
+
+@dataclass
+class FaceOutput:
+    """One restored face: crops before and after, its trace and a picture of the trace."""
+
+    photo: str
+    index: int
+    cropped: Path
+    restored: Path
+    picture: Path
+    trace: dict[str, Any] | None
+
+
+@dataclass
+class PhotoOutput:
+    """One restored photo: the file to download and the before/after pair to show."""
+
+    name: str
+    final: Path
+    before: Path
+    after: Path
+    faces: list[FaceOutput]
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class JobResult:
+    """Everything one request produced; `failures` holds one line per photo that failed."""
+
+    photos: list[PhotoOutput]
+    failures: list[str]
+    seed: int
+    archive: Path
+    trace_sheet: Path
+    device: str
+    random_weights: bool
+
+
+Loader = Callable[..., Any]
+
+
+class JobRunner:
+    """Runs restore jobs one at a time on one set of networks, loaded on first use and kept."""
+
+    def __init__(
+        self,
+        config: str,
+        workroot: Path,
+        weights_dir: Path | None = None,
+        limits: Limits | None = None,
+        loader: Loader | None = None,
+    ) -> None:
+        self.config = config
+        self.workroot = Path(workroot)
+        self.weights_dir = weights_dir
+        self.limits = limits or Limits()
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[Any, ...], Any] | None = None
+
+    def run(
+        self,
+        paths: Sequence[str | Path],
+        settings: JobSettings,
+        report: Callable[[JobProgress, str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> JobResult:
+        """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`."""
+        paths = [Path(path) for path in paths]
+        check_photos(paths, self.limits)
+        check_settings(settings, self.config)
+        seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+        tracker = _Tracker(report or (lambda progress, text: None), cancel or threading.Event())
+        with self._lock:
+            tracker.say("loading the networks")
+            restorer = self._restorer(settings)
+            workdir = self._new_workdir()
+            options = RestoreOptions(
+                aligned=settings.aligned,
+                upscale=settings.upscale,
+                only_center_face=settings.only_center_face,
+                seed=seed,
+                save_trace=True,
+            )
+            results = restore_photos(paths, restorer, workdir, options, progress=tracker)
+        tracker.say("preparing the results")
+        failures = [_failure_line(result) for result in results if result.status != "ok"]
+        names = output_names(paths)
+        pictures: list[np.ndarray] = []
+        photos = [
+            _collect(workdir, name, result, settings.aligned, self._total_steps(restorer), pictures)
+            for name, result in zip(names, results, strict=True)
+            if result.status == "ok"
+        ]
+        if not photos:
+            raise ResourceError("\n".join(failures) or "nothing was restored")
+        sheet = stack_pictures(pictures) / 255.0
+        return JobResult(
+            photos,
+            failures,
+            seed,
+            _archive(workdir),
+            write_image(workdir / "pictures" / "all_faces.png", sheet),
+            str(getattr(restorer, "device", "")),
+            bool(getattr(restorer, "is_random", False)),
+        )
+
+    def _restorer(self, settings: JobSettings) -> Any:
+        """The networks for these settings; the last ones are kept, others are built anew."""
+        key = (settings.device, settings.precision, settings.steps)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        self._cached = None
+        loader = self._loader
+        if loader is None:
+            from dynface.api import Restorer
+
+            loader = Restorer.from_config
+        overrides = {"respacing": settings.steps} if settings.steps else None
+        try:
+            restorer = loader(
+                self.config,
+                device=settings.device,
+                precision=settings.precision,
+                weights_dir=self.weights_dir,
+                overrides=overrides,
+            )
+        except DynfaceError:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+        self._cached = (key, restorer)
+        return restorer
+
+    def _total_steps(self, restorer: Any) -> int:
+        config = getattr(restorer, "config", None) or {}
+        return int(config.get("diffusion", {}).get("steps", 1000))
+
+    def _new_workdir(self) -> Path:
+        """A fresh folder for one job; folders of jobs older than KEEP_SECONDS are removed."""
+        self.workroot.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in self.workroot.glob("job-*"):
+            if now - old.stat().st_mtime > KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        workdir = self.workroot / f"job-{uuid.uuid4().hex[:12]}"
+        workdir.mkdir()
+        return workdir
+
+
+def check_photos(paths: Sequence[Path], limits: Limits) -> None:
+    """Refuse an empty request, too many photos or too many pixels, before any work."""
+    if not paths:
+        raise UsageError("upload a photo first (JPEG, PNG, TIFF, WebP or BMP)")
+    if len(paths) > limits.max_photos:
+        raise UsageError(
+            f"{len(paths)} photos at once is more than this server's limit of "
+            f"{limits.max_photos}; send them in smaller groups"
+        )
+    for path in paths:
+        megapixels = _megapixels(path)
+        if megapixels is not None and megapixels > limits.max_megapixels:
+            raise UsageError(
+                f"{path.name}: {megapixels:.1f} MP is more than this server's limit of "
+                f"{limits.max_megapixels:g} MP; downscale it first"
+            )
+
+
+def _megapixels(path: Path) -> float | None:
+    """Size from the file header (no decoding); None when Pillow cannot tell (read later)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        return float("inf")
+    except Exception:
+        return None
+    return width * height / 1e6
+
+
+def check_settings(settings: JobSettings, config: str) -> None:
+    """Reject settings the pipeline cannot use, with the same advice as the CLI."""
+    from dynface.config import load_config
+    from dynface.diffusion.schedule import respaced_timesteps
+
+    if not 0 < settings.upscale <= 8:
+        raise UsageError(f"upscale {settings.upscale:g} must be above 0 and at most 8")
+    steps = settings.steps
+    if steps is None:
+        return
+    if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
+        raise UsageError(f"steps {steps!r} is not a step count; {STEPS_HINT}")
+    total = int(load_config(config)["diffusion"].get("steps", 1000))
+    try:
+        respaced_timesteps(total, steps)
+    except ValueError as exc:
+        raise UsageError(
+            f"steps {steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}"
+        ) from None
+
+
+class _Tracker:
+    """`dynface.photos.Progress` that reports to the page and stops the job when cancelled."""
+
+    def __init__(self, report: Callable[[JobProgress, str], None], cancel: threading.Event):
+        self.state = JobProgress()
+        self._report = report
+        self._cancel = cancel
+
+    def say(self, text: str) -> None:
+        """Report a phase that has no count (loading, writing)."""
+        self._check()
+        self._report(self.state, text)
+
+    def _check(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled(f"cancelled after {self.state.steps_done} denoising steps")
+
+    def _update(self) -> None:
+        self._check()
+        self._report(self.state, self.state.describe())
+
+    def faces_found(self, count: int) -> None:
+        """More faces to restore."""
+        self.state.faces_total += count
+        self._update()
+
+    def faces_done(self, count: int) -> None:
+        """Faces restored (or failed)."""
+        self.state.faces_done += count
+        self._update()
+
+    def steps_planned(self, count: int) -> None:
+        """A batch will take `count` face-steps."""
+        self.state.steps_total += count
+        self._update()
+
+    def steps_done(self, count: int) -> None:
+        """Face-steps evaluated; the ETA clock starts at the first one."""
+        if self.state.first_step is None:
+            self.state.first_step = time.perf_counter()
+        self.state.steps_done += count
+        self._update()
+
+
+def _failure_line(result: PhotoResult) -> str:
+    """The CLI's message for a failed photo, naming the upload instead of the server path."""
+    message = result.message.replace(f"{result.path}: ", "").replace(str(result.path), "")
+    return f"{result.path.name}: {message}"
+
+
+def _collect(
+    workdir: Path,
+    name: str,
+    result: PhotoResult,
+    aligned: bool,
+    total_steps: int,
+    pictures: list[np.ndarray],
+) -> PhotoOutput:
+    """Gather one photo's files, draw its trace pictures (also added to `pictures`) and make
+    its before/after previews."""
+    record = json.loads(trace_path(workdir, name).read_text())
+    files = planned_outputs(workdir, name, result.faces_found, aligned)
+    final, crops = files[0], files[1:]
+    faces = []
+    for k, entry in enumerate(record["faces"]):
+        cropped, restored = crops[2 * k], crops[2 * k + 1]
+        picture = workdir / "pictures" / f"{name}_{k:02d}.png"
+        face = read_image(cropped).pixels
+        drawing = trace_picture(face, entry.get("method"), total_steps, f"{name} · face {k + 1}")
+        pictures.append(drawing)
+        write_image(picture, drawing / 255.0)
+        faces.append(FaceOutput(name, k, cropped, restored, picture, entry.get("method")))
+    before, after = _previews(workdir, name, result.path, final)
+    return PhotoOutput(name, final, before, after, faces, result.seconds, result.message)
+
+
+def _previews(workdir: Path, name: str, source: Path, final: Path) -> tuple[Path, Path]:
+    """The input scaled to the output's size, and the output, both capped at PREVIEW_SIDE."""
+    after = read_image(final).pixels
+    height, width = after.shape[:2]
+    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    before = cv2.resize(read_image(source).pixels, size, interpolation=cv2.INTER_CUBIC)
+    after = cv2.resize(after, size, interpolation=cv2.INTER_AREA) if scale < 1 else after
+    folder = workdir / "preview"
+    return (
+        write_image(folder / f"{name}_before.png", np.clip(before, 0, 1)),
+        write_image(folder / f"{name}_after.png", after),
+    )
+
+
+def _archive(workdir: Path) -> Path:
+    """A zip of the photos, faces, traces and trace pictures of one job."""
+    archive = workdir / "dynface_results.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for folder in ("final", "faces", "traces", "pictures"):
+            for path in sorted((workdir / folder).rglob("*")):
+                if path.is_file():
+                    bundle.write(path, path.relative_to(workdir).as_posix())
+    return archive
