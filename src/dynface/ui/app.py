@@ -333,7 +333,9 @@ def _outputs() -> list[Any]:
             headers=SUMMARY_HEADERS, label="trace numbers", interactive=False, wrap=True
         )
     downloads = gr.File(
-        label="downloads: photos and a zip of faces and traces", file_count="multiple"
+        label="downloads: photos and a zip of faces and traces",
+        file_count="multiple",
+        elem_id="dynface-downloads",
     )
     return [status, selector, slider, faces, traces, table, downloads, gr.State({})]
 

@@ -159,6 +159,7 @@ class JobRunner:
         self._loader = loader
         self._lock = threading.Lock()
         self._cached: tuple[tuple[Any, ...], Any] | None = None
+        self._detector: Any = None
 
     def run(
         self,
@@ -184,7 +185,8 @@ class JobRunner:
                 seed=seed,
                 save_trace=True,
             )
-            results = restore_photos(paths, restorer, workdir, options, progress=tracker)
+            detector = None if settings.aligned else self._face_detector()
+            results = restore_photos(paths, restorer, workdir, options, detector, tracker)
         tracker.say("preparing the results")
         failures = [_failure_line(result) for result in results if result.status != "ok"]
         names = output_names(paths)
@@ -233,6 +235,14 @@ class JobRunner:
             raise UsageError(str(exc)) from None
         self._cached = (key, restorer)
         return restorer
+
+    def _face_detector(self) -> Any:
+        """The face detector, loaded once."""
+        if self._detector is None:
+            from dynface.faces.detect import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
 
     def _total_steps(self, restorer: Any) -> int:
         config = getattr(restorer, "config", None) or {}

@@ -1,0 +1,287 @@
+"""`dynface ui` as users meet it: a real server process, driven by headless Chromium and
+gradio_client; plus what a server must never do (listen everywhere, serve server files).
+
+Needs Debian's chromium (`apt-get install chromium`) and the `test` extra; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "src" / "dynface" / "assets" / "samples"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: A CPU shared with other jobs can take a while to import Gradio and torch.
+START_TIMEOUT = 120
+JOB_TIMEOUT_MS = 90_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A `dynface ui` process; its stderr/stdout go to a log file the tests can read."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.port = _free_port()
+        self.log = tmp / f"server-{self.port}.log"
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), DYNFACE_OFFLINE="1")
+        env.pop("DYNFACE_UI_AUTH", None)
+        command = [sys.executable, "-m", "dynface", "ui", "--config", "tiny-random"]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp,
+            )
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._wait()
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dynface ui exited early:\n{self.output()}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2).close()
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        raise RuntimeError(f"dynface ui did not answer in {START_TIMEOUT} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        """SIGTERM, as a service manager would stop it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def temporary_folder(self) -> Path:
+        for line in self.output().splitlines():
+            if "temporary files in " in line:
+                return Path(line.split("temporary files in ")[1].split(" (")[0])
+        raise AssertionError(f"no temporary folder announced:\n{self.output()}")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hex_port = fields[1].split(":")
+        if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One tiny-random server for the module."""
+    running = Server(tmp_path_factory.mktemp("ui"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium under Playwright, with a fresh profile."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        profile = tempfile.mkdtemp(prefix="dynface-chromium-")
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        yield context
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture()
+def page(browser, server: Server):
+    """A fresh tab on the UI, fully loaded."""
+    tab = browser.new_page()
+    tab.goto(server.url)
+    tab.wait_for_selector("#dynface-restore")
+    yield tab
+    tab.close()
+
+
+def test_upload_restore_and_see_slider_faces_traces_and_downloads(
+    page, server: Server, tmp_path: Path
+) -> None:
+    photos = [SAMPLES / "astronaut_degraded.jpg", SAMPLES / "grace_hopper_degraded.jpg"]
+    page.locator("#dynface-photos input[type=file]").set_input_files([str(p) for p in photos])
+    page.locator("#dynface-photos").get_by_text("grace_hopper_degraded").wait_for()
+    page.click("#dynface-restore")
+    status = page.locator("#dynface-status")
+    status.get_by_text("Restored 2 face(s) in 2 photo(s)").wait_for(timeout=JOB_TIMEOUT_MS)
+    # before/after slider: two images; dragging the handle moves where "after" is cut
+    assert page.locator("#dynface-slider img").count() == 2
+    after = page.locator("#dynface-slider img").nth(1)
+    assert "50%" in after.evaluate("img => img.style.clipPath")
+    handle = page.locator("#dynface-slider [data-testid=slider]").bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 120, y, steps=5)
+    page.mouse.up()
+    assert "50%" not in after.evaluate("img => img.style.clipPath")
+    # gallery: each face before and after
+    faces = page.locator("#dynface-faces")
+    faces.locator("img").first.wait_for()
+    assert faces.get_by_text("astronaut_degraded · face 1: before").count() == 1
+    assert faces.get_by_text("grace_hopper_degraded · face 1: after").count() == 1
+    # the trace picture and its numbers
+    trace = page.locator("#dynface-traces img")
+    trace.wait_for()
+    assert trace.evaluate("img => img.naturalHeight") > 2 * 300  # two faces stacked
+    assert page.get_by_text("s* (px)").count() >= 1
+    # downloads: each photo, and a zip that holds the faces and traces
+    downloads = page.locator("#dynface-downloads")
+    downloads.get_by_text("dynface_results").wait_for()
+    assert downloads.get_by_text("astronaut_degraded").count() == 1
+    link = downloads.locator('a[download="dynface_results.zip"]').get_attribute("href")
+    archive = zipfile.ZipFile(io.BytesIO(page.request.get(link).body()))
+    assert "traces/grace_hopper_degraded.json" in archive.namelist()
+    assert "faces/restored/astronaut_degraded_00.png" in archive.namelist()
+    shot = tmp_path / "restored.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+
+
+def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_text("this is not a picture")
+    page.locator("#dynface-photos input[type=file]").set_input_files(str(broken))
+    page.locator("#dynface-photos").get_by_text("broken").wait_for()
+    page.click("#dynface-restore")
+    message = page.get_by_text("broken.png: not an image file")
+    message.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert str(tmp_path) not in page.content()
+
+
+def test_restore_without_a_photo_asks_for_one(page) -> None:
+    page.click("#dynface-restore")
+    page.get_by_text("upload a photo first").first.wait_for(timeout=JOB_TIMEOUT_MS)
+
+
+def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
+    client = gradio_client.Client(server.url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)
+    parameters = api["named_endpoints"]["/restore"]["parameters"]
+    assert parameters[0]["label"] == "photo" and not parameters[0]["parameter_has_default"]
+    assert all(parameter["parameter_has_default"] for parameter in parameters[1:])
+    photo = SAMPLES / "grace_hopper_degraded.jpg"
+    restored, traces = client.predict(gradio_client.handle_file(str(photo)), api_name="/restore")
+    from dynface.io import read_image
+
+    out, source = read_image(restored).pixels, read_image(photo).pixels
+    assert out.shape[:2] == (2 * source.shape[0], 2 * source.shape[1])
+    assert traces["random_weights"] is True and traces["faces"][0]["mode"] == "dynface"
+    again = client.predict(
+        gradio_client.handle_file(str(photo)),
+        random_seed=False,
+        seed=traces["seed"],
+        api_name="/restore",
+    )
+    assert (read_image(again[0]).pixels == out).all()  # the reported seed repeats the result
+
+
+def test_no_server_path_is_readable(server: Server) -> None:
+    for path in (SAMPLES / "astronaut_degraded.jpg", server.log, Path("/etc/passwd")):
+        url = f"{server.url}gradio_api/file={path}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 403, path
+    # A forged request naming a server file instead of an upload is refused before our code.
+    forged = {"path": str(SAMPLES / "astronaut_degraded.jpg"), "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [forged, False, "", 0, True, 2, False, "auto", "fp32"]}).encode()
+    request = urllib.request.Request(
+        f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"}
+    )
+    event = json.load(urllib.request.urlopen(request, timeout=10))["event_id"]
+    answer = urllib.request.urlopen(f"{server.url}gradio_api/call/restore/{event}", timeout=60)
+    stream = answer.read().decode()
+    assert stream.startswith("event: error") and "not uploaded by a user" in stream
+
+
+def test_binds_localhost_only_by_default(server: Server) -> None:
+    assert listening_addresses(server.port) == {"127.0.0.1"}
+    assert "warning" not in server.output()
+
+
+def test_listen_with_auth_warns_binds_everywhere_asks_a_login_and_cleans_up(
+    tmp_path: Path,
+) -> None:
+    exposed = Server(tmp_path, "--listen", "--auth", "alice:secret")
+    try:
+        assert listening_addresses(exposed.port) == {"0.0.0.0"}
+        assert "warning: --listen" in exposed.output()
+        with pytest.raises(ValueError, match="(?i)login|auth|credentials"):
+            gradio_client.Client(exposed.url, verbose=False)
+        client = gradio_client.Client(exposed.url, auth=("alice", "secret"), verbose=False)
+        endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        assert "/restore" in endpoints
+        folder = exposed.temporary_folder()
+        assert folder.is_dir()
+    finally:
+        exposed.stop()
+    assert exposed.process.returncode == 0
+    assert not folder.exists()  # uploads and outputs removed on exit
+
+
+def test_exposing_the_server_without_a_login_warns_to_add_one() -> None:
+    from dynface.ui.server import ServerOptions, security_warnings
+
+    assert security_warnings(ServerOptions()) == []
+    listen = security_warnings(ServerOptions(listen=True))
+    assert any("--listen" in line for line in listen)
+    assert any("--auth user:password" in line for line in listen)
+    share = security_warnings(ServerOptions(share=True, auth=("a", "b")))
+    assert len(share) == 1 and "gradio.live" in share[0]

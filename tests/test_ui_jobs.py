@@ -1,0 +1,148 @@
+"""The web UI's job runner (no browser): limits, CLI messages, outputs, traces, cancel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dynface.errors import ResourceError, UsageError
+from dynface.io import ImageReadError, read_image, write_image
+from dynface.ui.jobs import JobCancelled, JobRunner, JobSettings, Limits
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "src" / "dynface" / "assets" / "samples"
+ASTRONAUT = SAMPLES / "astronaut_degraded.jpg"
+HOPPER = SAMPLES / "grace_hopper_degraded.jpg"
+FAST = JobSettings(steps="ddim5", seed=3)
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> JobRunner:
+    """One runner (tiny random nets, loaded once) for the module."""
+    return JobRunner("tiny-random", tmp_path_factory.mktemp("jobs"), limits=Limits(2, 1.0))
+
+
+def test_two_photos_give_photos_previews_faces_traces_and_a_zip(runner: JobRunner) -> None:
+    reports: list[str] = []
+    result = runner.run([ASTRONAUT, HOPPER], FAST, lambda state, text: reports.append(text))
+    assert [photo.name for photo in result.photos] == [
+        "astronaut_degraded",
+        "grace_hopper_degraded",
+    ]
+    assert result.seed == 3 and result.random_weights and result.failures == []
+    photo = result.photos[0]
+    final = read_image(photo.final).pixels
+    source = read_image(ASTRONAUT).pixels
+    assert final.shape[:2] == (2 * source.shape[0], 2 * source.shape[1])  # upscale 2
+    # before/after previews are the same size, so the slider lines them up
+    assert read_image(photo.before).pixels.shape == read_image(photo.after).pixels.shape
+    face = photo.faces[0]
+    assert face.trace["mode"] == "dynface" and "s_star" in face.trace
+    assert read_image(face.picture).pixels.shape == (300, 900, 3)
+    names = set(zipfile.ZipFile(result.archive).namelist())
+    assert {"final/astronaut_degraded.png", "traces/grace_hopper_degraded.json"} <= names
+    assert {
+        "faces/restored/astronaut_degraded_00.png",
+        "pictures/astronaut_degraded_00.png",
+    } <= names
+    saved = json.loads(zipfile.ZipFile(result.archive).read("traces/astronaut_degraded.json"))
+    assert saved["faces"][0]["method"] == face.trace
+    assert any("denoising steps" in text for text in reports)
+    sheet = read_image(result.trace_sheet).pixels
+    assert sheet.shape[0] > 2 * 300  # one picture per face, stacked
+
+
+def test_the_same_seed_gives_the_same_photo_and_random_seeds_are_reported(
+    runner: JobRunner,
+) -> None:
+    first = read_image(runner.run([HOPPER], FAST).photos[0].final).pixels
+    again = read_image(runner.run([HOPPER], FAST).photos[0].final).pixels
+    np.testing.assert_array_equal(first, again)
+    drawn = runner.run([HOPPER], JobSettings(steps="ddim5"))
+    assert 0 <= drawn.seed < 2**31
+
+
+def test_unreadable_file_gets_the_cli_message_without_the_server_path(
+    runner: JobRunner, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_text("not a picture")
+    with pytest.raises(ImageReadError) as cli:
+        read_image(broken)
+    with pytest.raises(ResourceError) as ui:
+        runner.run([broken], FAST)
+    assert str(ui.value) == str(cli.value).replace(f"{broken}: ", "broken.png: ")
+    assert str(tmp_path) not in str(ui.value)
+
+
+def test_photo_without_a_face_says_so_and_good_photos_still_come_back(
+    runner: JobRunner, tmp_path: Path
+) -> None:
+    empty = write_image(tmp_path / "wall.png", np.full((96, 96, 3), 0.6, np.float32))
+    with pytest.raises(ResourceError, match="wall.png: no face found"):
+        runner.run([empty], FAST)
+    result = runner.run([empty, HOPPER], FAST)
+    assert [photo.name for photo in result.photos] == ["grace_hopper_degraded"]
+    assert len(result.failures) == 1 and "no face found" in result.failures[0]
+
+
+def test_limits_refuse_too_many_photos_too_many_pixels_and_bad_steps(
+    runner: JobRunner, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="upload a photo"):
+        runner.run([], FAST)
+    with pytest.raises(UsageError, match="limit of 2"):
+        runner.run([HOPPER] * 3, FAST)
+    big = write_image(tmp_path / "big.png", np.zeros((1100, 1000, 3), np.float32))
+    with pytest.raises(UsageError, match=r"big.png: 1.1 MP is more than this server's limit"):
+        runner.run([big], FAST)
+    with pytest.raises(UsageError, match="not a step count"):
+        runner.run([HOPPER], JobSettings(steps="fast"))
+    with pytest.raises(UsageError, match="does not fit the 1000-step diffusion"):
+        runner.run([HOPPER], JobSettings(steps="ddim999"))
+
+
+def test_aligned_crops_skip_detection(runner: JobRunner, tmp_path: Path) -> None:
+    crop = write_image(tmp_path / "crop.png", np.full((40, 40, 3), 0.4, np.float32))
+    result = runner.run([crop], JobSettings(aligned=True, steps="ddim5", seed=0))
+    assert len(result.photos[0].faces) == 1
+    assert read_image(result.photos[0].final).pixels.shape[:2] == (32, 32)  # tiny net size
+
+
+def test_cancel_stops_the_job_at_the_next_step_and_writes_no_photo(runner: JobRunner) -> None:
+    cancel = threading.Event()
+
+    def report(state, text):
+        if state.steps_total:
+            cancel.set()  # pressed once the sampling is planned
+
+    before = set(runner.workroot.glob("job-*/final/*.png"))
+    with pytest.raises(JobCancelled, match="cancelled after 1 denoising steps"):
+        runner.run([ASTRONAUT], FAST, report, cancel)
+    assert set(runner.workroot.glob("job-*/final/*.png")) == before
+    assert len(runner.run([ASTRONAUT], FAST).photos) == 1  # the runner is free again
+
+
+def test_missing_weights_give_the_cli_message(tmp_path: Path) -> None:
+    runner = JobRunner("default", tmp_path / "jobs", weights_dir=tmp_path / "none")
+    with pytest.raises(ResourceError, match="iddpm_ffhq512_ema500000"):
+        runner.run([HOPPER], JobSettings(steps="ddim5"))
+
+
+def test_dynface_help_does_not_import_the_web_ui() -> None:
+    code = (
+        "import sys\nfrom dynface.cli import app\n"
+        "try:\n    app(['--help'], prog_name='dynface')\nexcept SystemExit:\n    pass\n"
+        "print('gradio' in sys.modules, 'dynface.ui' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert " ui " in out and out.strip().splitlines()[-1] == "False False"
