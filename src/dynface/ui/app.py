@@ -320,11 +320,21 @@ def _outputs() -> list[Any]:
         label="before / after (drag)", type="filepath", format="png", elem_id="dynface-slider"
     )
     faces = gr.Gallery(
-        label="faces: before and after", columns=4, height="auto", elem_id="dynface-faces"
+        label="faces: before and after",
+        columns=4,
+        height=300,
+        object_fit="contain",
+        elem_id="dynface-faces",
     )
     with gr.Accordion("What the method decided", open=True):
+        gr.Markdown(
+            "Per face: the DGSA map (how strongly each pixel is pulled towards the input) as a "
+            "heat map over the face, and the diffusion from noise (t = 1000) to the face "
+            "(t = 0): where sampling starts and from which step each guide image acts."
+        )
         traces = gr.Image(
-            label="per face: DGSA map over the face, start steps on the diffusion",
+            label="trace pictures",
+            show_label=False,
             type="filepath",
             format="png",
             elem_id="dynface-traces",

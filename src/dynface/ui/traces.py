@@ -116,23 +116,20 @@ def stack_pictures(pictures: list[np.ndarray], gap: int = 12) -> np.ndarray:
 
 
 def summary_rows(faces: list[tuple[str, int, dict[str, Any] | None]]) -> list[list[str]]:
-    """Table rows, one per face (photo, face, s*, start t, targets, eta, DGSA mean, times)."""
+    """Table rows, one per face (see SUMMARY_HEADERS)."""
     rows = []
     for photo, index, trace in faces:
         trace = trace or {}
         timing = trace.get("timing") or {}
         seconds = sum(float(value) for value in timing.values())
-        levels = ", ".join(
-            f"t={t}: s={s:g}"
-            for t, s in zip(trace.get("t_levels") or [], trace.get("s_levels") or [], strict=False)
-        )
         rows.append(
             [
                 photo,
                 str(index + 1),
                 _text(trace.get("s_star")),
                 _text(trace.get("start_t")),
-                levels or "-",
+                ", ".join(_text(t) for t in trace.get("t_levels") or []) or "-",
+                ", ".join(_text(s) for s in trace.get("s_levels") or []) or "-",
                 _text(trace.get("eta")),
                 _text(trace.get("dgsa_mean")),
                 f"{seconds:.2f} s" if timing else "-",
@@ -141,7 +138,18 @@ def summary_rows(faces: list[tuple[str, int, dict[str, Any] | None]]) -> list[li
     return rows
 
 
-SUMMARY_HEADERS = ["photo", "face", "s* (px)", "start t", "targets", "eta", "DGSA mean", "time"]
+#: Columns of `summary_rows`: guide j acts from step t_j on, with blur s_j (px at 512).
+SUMMARY_HEADERS = [
+    "photo",
+    "face",
+    "s* (px)",
+    "start t",
+    "guide t_j",
+    "guide s_j (px)",
+    "eta",
+    "DGSA mean",
+    "time",
+]
 
 
 def _text(value: Any) -> str:
