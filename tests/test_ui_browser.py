@@ -206,6 +206,36 @@ def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
     assert str(tmp_path) not in page.content()
 
 
+def test_an_example_fills_the_photo_and_presets_the_controls(page) -> None:
+    page.get_by_text("grace_hopper_degraded: ddim50").click()
+    page.locator("#dynface-photos").get_by_text("grace_hopper_degraded").wait_for()
+    page.get_by_text("Advanced").click()
+    assert page.locator("#dynface-steps input").input_value() == "ddim50"
+    assert page.locator("#dynface-only-center input").is_checked()
+
+
+def test_cancel_stops_a_long_job(page) -> None:
+    page.locator("#dynface-photos input[type=file]").set_input_files(
+        str(SAMPLES / "astronaut_degraded.jpg")
+    )
+    page.locator("#dynface-photos").get_by_text("astronaut_degraded").wait_for()
+    page.get_by_text("Advanced").click()
+    steps = page.locator("#dynface-steps input")
+    steps.fill("1000")  # every step of the diffusion: long enough to cancel
+    steps.press("Enter")
+    page.click("#dynface-restore")
+    page.get_by_text("denoising steps").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    page.click("#dynface-cancel")
+    page.locator("#dynface-status").get_by_text("Cancelled").wait_for(timeout=JOB_TIMEOUT_MS)
+    # the server is free again: the next request is served
+    steps.fill("ddim5")
+    steps.press("Enter")
+    page.click("#dynface-restore")
+    page.locator("#dynface-status").get_by_text("Restored 1 face(s)").wait_for(
+        timeout=JOB_TIMEOUT_MS
+    )
+
+
 def test_restore_without_a_photo_asks_for_one(page) -> None:
     page.click("#dynface-restore")
     page.get_by_text("upload a photo first").first.wait_for(timeout=JOB_TIMEOUT_MS)

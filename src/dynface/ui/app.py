@@ -72,12 +72,15 @@ class Controls:
                 label="steps",
                 info="ddimN: N evenly spaced steps (faster, a little less detail).",
                 allow_custom_value=True,
+                elem_id="dynface-steps",
             )
             with gr.Row():
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
             self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
-            self.only_center = gr.Checkbox(False, label="only the centre face")
+            self.only_center = gr.Checkbox(
+                False, label="only the centre face", elem_id="dynface-only-center"
+            )
             with gr.Row():
                 self.device = gr.Radio(device_choices(), value="auto", label="device")
                 self.precision = gr.Radio(precision_choices(), value="fp32", label="precision")
@@ -184,11 +187,13 @@ class Handlers:
         }
         return str(restored.final), traces
 
-    def cancel(self, request: gr.Request) -> None:
+    def cancel(self, request: gr.Request) -> str:
         """The Cancel button: the running job of this browser session stops at its next step."""
         event = self._cancels.get(request.session_hash or "")
-        if event is not None:
-            event.set()
+        if event is None:
+            return "Nothing to cancel."
+        event.set()
+        return "Cancelled: the job stops at its next denoising step and keeps no result."
 
     def _run(
         self,
@@ -295,6 +300,7 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
         )
         cancel.click(
             handlers.cancel,
+            outputs=outputs[0],
             cancels=[run],
             queue=False,
             api_name="cancel",
