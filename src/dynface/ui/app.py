@@ -346,7 +346,11 @@ def _outputs() -> list[Any]:
             elem_id="dynface-traces",
         )
         table = gr.Dataframe(
-            headers=SUMMARY_HEADERS, label="trace numbers", interactive=False, wrap=True
+            headers=SUMMARY_HEADERS,
+            label="trace numbers",
+            interactive=False,
+            wrap=True,
+            column_widths=["20%", "6%", "8%", "8%", "15%", "17%", "9%", "9%", "8%"],
         )
     downloads = gr.File(
         label="downloads: photos and a zip of faces and traces",
