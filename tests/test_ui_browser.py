@@ -164,14 +164,16 @@ def test_upload_restore_and_see_slider_faces_traces_and_downloads(
     # before/after slider: two images; dragging the handle moves where "after" is cut
     assert page.locator("#dynface-slider img").count() == 2
     after = page.locator("#dynface-slider img").nth(1)
-    assert "50%" in after.evaluate("img => img.style.clipPath")
+    clip = "document.querySelectorAll('#dynface-slider img')[1].style.clipPath"
+    page.wait_for_function(f"() => {clip}.includes('50%')")
     handle = page.locator("#dynface-slider [data-testid=slider]").bounding_box()
     x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x - 120, y, steps=5)
     page.mouse.up()
-    assert "50%" not in after.evaluate("img => img.style.clipPath")
+    page.wait_for_function(f"() => {clip} && !{clip}.includes('50%')")
+    assert "inset" in after.evaluate("img => img.style.clipPath")
     # gallery: each face before and after
     faces = page.locator("#dynface-faces")
     faces.locator("img").first.wait_for()
@@ -254,6 +256,11 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
     out, source = read_image(restored).pixels, read_image(photo).pixels
     assert out.shape[:2] == (2 * source.shape[0], 2 * source.shape[1])
     assert traces["random_weights"] is True and traces["faces"][0]["mode"] == "dynface"
+    assert traces["backends"] == "torch"  # tiny nets stay on torch
+    plain = client.predict(
+        gradio_client.handle_file(str(photo)), guidance="none", eta="0.25", api_name="/restore"
+    )
+    assert plain[1]["faces"][0]["guidance"] == "none" and plain[1]["faces"][0]["eta"] == 0.25
     again = client.predict(
         gradio_client.handle_file(str(photo)),
         random_seed=False,
@@ -271,7 +278,8 @@ def test_no_server_path_is_readable(server: Server) -> None:
         assert refused.value.code == 403, path
     # A forged request naming a server file instead of an upload is refused before our code.
     forged = {"path": str(SAMPLES / "astronaut_degraded.jpg"), "meta": {"_type": "gradio.FileData"}}
-    body = json.dumps({"data": [forged, False, "", 0, True, 2, False, "auto", "fp32"]}).encode()
+    values = [forged, False, "closed-form", "heuristic", "dynamic", "", 0, True, 2, False]
+    body = json.dumps({"data": [*values, "auto", "fp32", "auto"]}).encode()
     request = urllib.request.Request(
         f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"}
     )

@@ -14,7 +14,7 @@ import pytest
 
 from dynface.errors import ResourceError, UsageError
 from dynface.io import ImageReadError, read_image, write_image
-from dynface.ui.jobs import JobCancelled, JobRunner, JobSettings, Limits
+from dynface.ui.jobs import JobCancelled, JobRunner, JobSettings, Limits, MethodChoices
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "dynface" / "assets" / "samples"
@@ -67,6 +67,17 @@ def test_the_same_seed_gives_the_same_photo_and_random_seeds_are_reported(
     np.testing.assert_array_equal(first, again)
     drawn = runner.run([HOPPER], JobSettings(steps="ddim5"))
     assert 0 <= drawn.seed < 2**31
+
+
+def test_method_settings_reach_the_method_and_bad_ones_are_refused(runner: JobRunner) -> None:
+    method = MethodChoices(guidance="none", dgsa="none", eta="0.25")
+    face = runner.run([HOPPER], JobSettings(steps="ddim5", seed=3, method=method)).photos[0]
+    trace = face.faces[0].trace
+    assert (trace["guidance"], trace["dgsa"], trace["eta"]) == ("none", "none", 0.25)
+    with pytest.raises(UsageError, match="eta 'fast' must be"):
+        runner.run([HOPPER], JobSettings(method=MethodChoices("none", "none", "fast")))
+    with pytest.raises(UsageError, match="backend"):
+        runner.run([HOPPER], JobSettings(steps="ddim5", backend="warp-drive"))
 
 
 def test_unreadable_file_gets_the_cli_message_without_the_server_path(

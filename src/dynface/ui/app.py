@@ -14,8 +14,16 @@ from typing import Any
 import gradio as gr
 import torch
 
+from dynface.config import GUIDANCE_MODES
 from dynface.errors import DynfaceError
-from dynface.ui.jobs import JobCancelled, JobProgress, JobResult, JobRunner, JobSettings
+from dynface.ui.jobs import (
+    JobCancelled,
+    JobProgress,
+    JobResult,
+    JobRunner,
+    JobSettings,
+    MethodChoices,
+)
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
 
 INTRO = (
@@ -39,6 +47,7 @@ class PageOptions:
     default_steps: str
     random_weights: bool
     examples: list[Path]
+    method: MethodChoices
 
 
 def device_choices() -> list[str]:
@@ -51,6 +60,18 @@ def device_choices() -> list[str]:
     return choices
 
 
+def backend_choices() -> list[str]:
+    """ "auto" and the runtimes installed here (torch always; ONNX Runtime, OpenVINO if present)."""
+    from dynface.backends import available_backends
+
+    return ["auto", *available_backends()]
+
+
+def _dgsa_choices(configured: str) -> list[str]:
+    """The config's DGSA map, the heuristic one and none (a learned map needs its weights)."""
+    return list(dict.fromkeys([configured, "heuristic", "none"]))
+
+
 def precision_choices() -> list[str]:
     """fp32 everywhere, bf16 on CPUs and GPUs, fp16 only with a GPU."""
     return ["fp32", "bf16"] + (["fp16"] if torch.cuda.is_available() else [])
@@ -60,11 +81,33 @@ class Controls:
     """The input components, in the order the handlers and `/restore` take them."""
 
     def __init__(self, options: PageOptions) -> None:
+        defaults = options.method
         self.aligned = gr.Checkbox(
             False,
             label="already aligned",
             info="The photos are square face crops (FFHQ-style); skip face detection.",
         )
+        with gr.Accordion("Method", open=False):
+            gr.Markdown(
+                "The method's own settings (a single fidelity knob is on its way). "
+                "Guidance pulls each step towards the input; DGSA decides where; eta is the "
+                "noise re-injected per step (dynamic: set from the blur level)."
+            )
+            self.guidance = gr.Radio(
+                list(GUIDANCE_MODES), value=defaults.guidance, label="guidance"
+            )
+            self.dgsa = gr.Radio(
+                _dgsa_choices(defaults.dgsa),
+                value=defaults.dgsa,
+                label="DGSA map",
+                elem_id="dynface-dgsa",
+            )
+            self.eta = gr.Dropdown(
+                ["dynamic", "0", "0.5", "1"],
+                value=defaults.eta,
+                label="eta",
+                allow_custom_value=True,
+            )
         with gr.Accordion("Advanced", open=False):
             self.steps = gr.Dropdown(
                 [(f"config default ({options.default_steps})", ""), "ddim25", "ddim50", "250"],
@@ -84,11 +127,20 @@ class Controls:
             with gr.Row():
                 self.device = gr.Radio(device_choices(), value="auto", label="device")
                 self.precision = gr.Radio(precision_choices(), value="fp32", label="precision")
+            self.backend = gr.Radio(
+                backend_choices(),
+                value="auto",
+                label="backend",
+                info="auto: the fastest runtime installed for this device and precision.",
+            )
 
     def settings_inputs(self) -> list[gr.components.Component]:
         """Every setting, in the order of `settings_from`."""
         return [
             self.aligned,
+            self.guidance,
+            self.dgsa,
+            self.eta,
             self.steps,
             self.seed,
             self.random_seed,
@@ -96,11 +148,15 @@ class Controls:
             self.only_center,
             self.device,
             self.precision,
+            self.backend,
         ]
 
 
 def settings_from(
     aligned: bool,
+    guidance: str,
+    dgsa: str,
+    eta: str,
     steps: str | None,
     seed: float | None,
     random_seed: bool,
@@ -108,6 +164,7 @@ def settings_from(
     only_center: bool,
     device: str,
     precision: str,
+    backend: str,
 ) -> JobSettings:
     """The job settings from the control values (a random seed is drawn by the runner)."""
     return JobSettings(
@@ -118,6 +175,8 @@ def settings_from(
         only_center_face=bool(only_center),
         device=device or "auto",
         precision=precision or "fp32",
+        backend=backend or "auto",
+        method=MethodChoices(guidance, dgsa, (eta or "dynamic").strip()),
     )
 
 
@@ -132,6 +191,9 @@ class Handlers:
         self,
         photos: list[str] | None,
         aligned: bool,
+        guidance: str,
+        dgsa: str,
+        eta: str,
         steps: str | None,
         seed: float | None,
         random_seed: bool,
@@ -139,13 +201,15 @@ class Handlers:
         only_center: bool,
         device: str,
         precision: str,
+        backend: str,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """The Restore button: run the job, fill every output."""
         settings = settings_from(
-            aligned, steps, seed, random_seed, upscale, only_center, device, precision
-        )
+            aligned, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center, device,
+            precision, backend,
+        )  # fmt: skip
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
         first = result.photos[0]
@@ -164,6 +228,9 @@ class Handlers:
         self,
         photo: str | None,
         aligned: bool,
+        guidance: str,
+        dgsa: str,
+        eta: str,
         steps: str | None,
         seed: float | None,
         random_seed: bool,
@@ -171,17 +238,20 @@ class Handlers:
         only_center: bool,
         device: str,
         precision: str,
+        backend: str,
         request: gr.Request,
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
         settings = settings_from(
-            aligned, steps, seed, random_seed, upscale, only_center, device, precision
-        )
+            aligned, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center, device,
+            precision, backend,
+        )  # fmt: skip
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
             "seed": result.seed,
             "device": result.device,
+            "backends": result.backends,
             "random_weights": result.random_weights,
             "faces": [face.trace for face in restored.faces],
         }
@@ -232,7 +302,8 @@ def _status(result: JobResult) -> str:
     seconds = sum(photo.seconds for photo in result.photos)
     text = (
         f"Restored {faces} face(s) in {len(result.photos)} photo(s) in {seconds:.1f} s on "
-        f"{result.device}; seed {result.seed} (set it under Advanced to repeat this result)."
+        f"{result.device} ({result.backends}); seed {result.seed} (set it under Advanced to "
+        "repeat this result)."
     )
     if result.failures:
         text += " Not restored: " + "; ".join(result.failures)
@@ -281,7 +352,7 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
                     cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
                 if options.examples:
                     gr.Examples(
-                        examples=_examples(options.examples),
+                        examples=_examples(options.examples, options.method),
                         inputs=[photos, *controls.settings_inputs()],
                         label="samples (public domain; also set the controls)",
                         example_labels=_example_labels(options.examples),
@@ -360,13 +431,28 @@ def _outputs() -> list[Any]:
     return [status, selector, slider, faces, traces, table, downloads, gr.State({})]
 
 
-def _examples(samples: list[Path]) -> list[list[Any]]:
+def _examples(samples: list[Path], defaults: MethodChoices) -> list[list[Any]]:
     """Sample photos with the controls they preset (aligned, steps, seed, random, upscale, ...)."""
     presets = [("", 2.0, False), ("ddim50", 1.0, True)]
+    method = [defaults.guidance, defaults.dgsa, defaults.eta]
     rows = []
     for k, sample in enumerate(samples):
         steps, upscale, only_center = presets[k % len(presets)]
-        rows.append([[str(sample)], False, steps, 0, False, upscale, only_center, "auto", "fp32"])
+        rows.append(
+            [
+                [str(sample)],
+                False,
+                *method,
+                steps,
+                0,
+                False,
+                upscale,
+                only_center,
+                "auto",
+                "fp32",
+                "auto",
+            ]
+        )
     return rows
 
 

@@ -58,6 +58,30 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class MethodChoices:
+    """The method settings the page offers: guidance, DGSA map and eta ("dynamic" or 0..1)."""
+
+    guidance: str
+    dgsa: str
+    eta: str
+
+    @classmethod
+    def from_config(cls, method: dict[str, Any]) -> MethodChoices:
+        """What a config's `method` section sets."""
+        return cls(str(method["guidance"]), str(method["dgsa"]), str(method["eta"]))
+
+    def overrides(self) -> dict[str, Any]:
+        """Config overrides for `Restorer.from_config`; a bad eta is a usage error."""
+        eta: str | float = self.eta
+        if self.eta != "dynamic":
+            try:
+                eta = float(self.eta)
+            except ValueError:
+                raise UsageError(f'eta {self.eta!r} must be "dynamic" or a number') from None
+        return {"guidance": self.guidance, "dgsa": self.dgsa, "eta": eta}
+
+
+@dataclass(frozen=True)
 class JobSettings:
     """The controls of the page (and of the `/restore` endpoint)."""
 
@@ -68,6 +92,9 @@ class JobSettings:
     only_center_face: bool = False
     device: str = "auto"
     precision: str = "fp32"
+    backend: str = "auto"
+    #: None: the config's method settings.
+    method: MethodChoices | None = None
 
 
 @dataclass
@@ -135,6 +162,7 @@ class JobResult:
     archive: Path
     trace_sheet: Path
     device: str
+    backends: str
     random_weights: bool
 
 
@@ -206,12 +234,19 @@ class JobRunner:
             _archive(workdir),
             write_image(workdir / "pictures" / "all_faces.png", sheet),
             str(getattr(restorer, "device", "")),
+            _backends_text(restorer),
             bool(getattr(restorer, "is_random", False)),
         )
 
     def _restorer(self, settings: JobSettings) -> Any:
         """The networks for these settings; the last ones are kept, others are built anew."""
-        key = (settings.device, settings.precision, settings.steps)
+        key = (
+            settings.device,
+            settings.precision,
+            settings.backend,
+            settings.steps,
+            settings.method,
+        )
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         self._cached = None
@@ -220,14 +255,17 @@ class JobRunner:
             from dynface.api import Restorer
 
             loader = Restorer.from_config
-        overrides = {"respacing": settings.steps} if settings.steps else None
+        overrides = settings.method.overrides() if settings.method else {}
+        if settings.steps:
+            overrides["respacing"] = settings.steps
         try:
             restorer = loader(
                 self.config,
                 device=settings.device,
                 precision=settings.precision,
                 weights_dir=self.weights_dir,
-                overrides=overrides,
+                overrides=overrides or None,
+                backend=settings.backend,
             )
         except DynfaceError:
             raise
@@ -353,6 +391,14 @@ class _Tracker:
             self.state.first_step = time.perf_counter()
         self.state.steps_done += count
         self._update()
+
+
+def _backends_text(restorer: Any) -> str:
+    """ "torch" when both networks run on one runtime, else "prior X, rm Y"."""
+    names = dict(getattr(restorer, "backends", None) or {})
+    if len(set(names.values())) == 1:
+        return next(iter(names.values()))
+    return ", ".join(f"{net} {name}" for net, name in names.items()) or "torch"
 
 
 def _failure_line(result: PhotoResult) -> str:

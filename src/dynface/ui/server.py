@@ -124,7 +124,7 @@ def _build(options: ServerOptions, root: Path) -> Any:
     from dynface.cli.demo import sample_photos_dir
     from dynface.config import load_config
     from dynface.ui.app import PageOptions, build_app
-    from dynface.ui.jobs import JobRunner, Limits
+    from dynface.ui.jobs import JobRunner, Limits, MethodChoices
 
     config = load_config(options.config)
     limits = Limits(options.max_photos, options.max_megapixels)
@@ -135,6 +135,7 @@ def _build(options: ServerOptions, root: Path) -> Any:
         default_steps=str(config["diffusion"].get("respacing", "")),
         random_weights=random_weights,
         examples=sorted(sample_photos_dir().glob("*.jpg")),
+        method=MethodChoices.from_config(config["method"]),
     )
     return build_app(runner, page)
 
