@@ -28,14 +28,8 @@ from PIL import Image
 
 from dynface.errors import DynfaceError, ResourceError, UsageError
 from dynface.io import read_image, write_image
-from dynface.photos import (
-    PhotoResult,
-    RestoreOptions,
-    output_names,
-    planned_outputs,
-    restore_photos,
-    trace_path,
-)
+from dynface.outputs import OutputFolder, PhotoFiles
+from dynface.photos import PhotoResult, RestoreOptions, restore_photos
 from dynface.ui.traces import stack_pictures, trace_picture
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
@@ -217,7 +211,7 @@ class JobRunner:
             results = restore_photos(paths, restorer, workdir, options, detector, tracker)
         tracker.say("preparing the results")
         failures = [_failure_line(result) for result in results if result.status != "ok"]
-        names = output_names(paths)
+        names = OutputFolder(workdir).names(paths)
         pictures: list[np.ndarray] = []
         photos = [
             _collect(workdir, name, result, settings.aligned, self._total_steps(restorer), pictures)
@@ -417,12 +411,12 @@ def _collect(
 ) -> PhotoOutput:
     """Gather one photo's files, draw its trace pictures (also added to `pictures`) and make
     its before/after previews."""
-    record = json.loads(trace_path(workdir, name).read_text())
-    files = planned_outputs(workdir, name, result.faces_found, aligned)
-    final, crops = files[0], files[1:]
+    files = PhotoFiles(workdir, name)
+    record = json.loads(files.trace.read_text())
+    final, pairs = files.final, files.faces(result.faces_found, aligned)
     faces = []
     for k, entry in enumerate(record["faces"]):
-        cropped, restored = crops[2 * k], crops[2 * k + 1]
+        cropped, restored = pairs[k]
         picture = workdir / "pictures" / f"{name}_{k:02d}.png"
         face = read_image(cropped).pixels
         drawing = trace_picture(face, entry.get("method"), total_steps, f"{name} · face {k + 1}")
