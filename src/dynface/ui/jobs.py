@@ -28,7 +28,7 @@ from PIL import Image
 
 from dynface.errors import DynfaceError, ResourceError, UsageError
 from dynface.io import read_image, write_image
-from dynface.outputs import PhotoFiles, output_names
+from dynface.outputs import OutputFolder, PhotoFiles
 from dynface.photos import PhotoResult, RestoreOptions, restore_photos
 from dynface.ui.traces import stack_pictures, trace_picture
 
@@ -211,7 +211,7 @@ class JobRunner:
             results = restore_photos(paths, restorer, workdir, options, detector, tracker)
         tracker.say("preparing the results")
         failures = [_failure_line(result) for result in results if result.status != "ok"]
-        names = output_names(paths)
+        names = OutputFolder(workdir).names(paths)
         pictures: list[np.ndarray] = []
         photos = [
             _collect(workdir, name, result, settings.aligned, self._total_steps(restorer), pictures)
@@ -413,10 +413,10 @@ def _collect(
     its before/after previews."""
     files = PhotoFiles(workdir, name)
     record = json.loads(files.trace.read_text())
-    final, crops = files.final, files.faces(result.faces_found, aligned)
+    final, pairs = files.final, files.faces(result.faces_found, aligned)
     faces = []
     for k, entry in enumerate(record["faces"]):
-        cropped, restored = crops[k]
+        cropped, restored = pairs[k]
         picture = workdir / "pictures" / f"{name}_{k:02d}.png"
         face = read_image(cropped).pixels
         drawing = trace_picture(face, entry.get("method"), total_steps, f"{name} · face {k + 1}")
