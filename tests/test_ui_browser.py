@@ -209,8 +209,9 @@ def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
 
 
 def test_an_example_fills_the_photo_and_presets_the_controls(page) -> None:
-    page.get_by_text("grace_hopper_degraded: ddim50").click()
+    page.get_by_text("grace_hopper_degraded: fidelity 0.8").click()
     page.locator("#dynface-photos").get_by_text("grace_hopper_degraded").wait_for()
+    assert page.locator("#dynface-fidelity input[type=number]").input_value() == "0.8"
     page.get_by_text("Advanced").click()
     assert page.locator("#dynface-steps input").input_value() == "ddim50"
     assert page.locator("#dynface-only-center input").is_checked()
@@ -261,6 +262,11 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
         gradio_client.handle_file(str(photo)), guidance="none", eta="0.25", api_name="/restore"
     )
     assert plain[1]["faces"][0]["guidance"] == "none" and plain[1]["faces"][0]["eta"] == 0.25
+    assert traces["faces"][0]["fidelity"] == 0.5  # the default
+    leaning = client.predict(
+        gradio_client.handle_file(str(photo)), fidelity=1.0, api_name="/restore"
+    )
+    assert leaning[1]["faces"][0]["fidelity"] == 1.0
     again = client.predict(
         gradio_client.handle_file(str(photo)),
         random_seed=False,
@@ -278,7 +284,7 @@ def test_no_server_path_is_readable(server: Server) -> None:
         assert refused.value.code == 403, path
     # A forged request naming a server file instead of an upload is refused before our code.
     forged = {"path": str(SAMPLES / "astronaut_degraded.jpg"), "meta": {"_type": "gradio.FileData"}}
-    values = [forged, False, "closed-form", "heuristic", "dynamic", "", 0, True, 2, False]
+    values = [forged, False, 0.5, "closed-form", "heuristic", "dynamic", "", 0, True, 2, False]
     body = json.dumps({"data": [*values, "auto", "fp32", "auto"]}).encode()
     request = urllib.request.Request(
         f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"}

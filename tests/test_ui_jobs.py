@@ -80,6 +80,15 @@ def test_method_settings_reach_the_method_and_bad_ones_are_refused(runner: JobRu
         runner.run([HOPPER], JobSettings(steps="ddim5", backend="warp-drive"))
 
 
+def test_fidelity_reaches_the_method_and_is_checked(runner: JobRunner) -> None:
+    settings = JobSettings(steps="ddim5", seed=3, fidelity=1.0)
+    face = runner.run([HOPPER], settings).photos[0].faces[0]
+    assert face.trace["fidelity"] == 1.0
+    assert face.trace["s_effective"] < face.trace["s_star"]  # closer to the input: less blur
+    with pytest.raises(UsageError, match="fidelity"):
+        runner.run([HOPPER], JobSettings(fidelity=1.5))
+
+
 def test_unreadable_file_gets_the_cli_message_without_the_server_path(
     runner: JobRunner, tmp_path: Path
 ) -> None:

@@ -16,6 +16,8 @@ TRACE = {
     "nfe": 154,
     "dgsa": "heuristic",
     "dgsa_mean": 0.5,
+    "fidelity": 0.8,
+    "s_effective": 2.0,
     "timing": {"restorer_s": 0.25, "estimate_s": 0.25, "sampling_s": 1.5},
 }
 
@@ -64,14 +66,7 @@ def test_stack_pictures_keeps_every_picture_in_order() -> None:
 def test_summary_rows_report_the_trace_numbers() -> None:
     rows = summary_rows([("photo", 0, TRACE), ("photo", 1, None)])
     assert rows[0] == [
-        "photo",
-        "1",
-        "2.31",
-        "612",
-        "612, 430, 250",
-        "2.31, 1.31, 0.31",
-        "0.42",
-        "0.5",
+        "photo", "1", "0.8", "2.31", "612", "612, 430, 250", "2.31, 1.31, 0.31", "0.42", "0.5",
         "2.00 s",
-    ]
-    assert rows[1][2:] == ["-"] * 7
+    ]  # fmt: skip
+    assert rows[1][2:] == ["-"] * 8

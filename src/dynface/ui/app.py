@@ -25,6 +25,7 @@ from dynface.ui.jobs import (
     MethodChoices,
 )
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
+from dynface.units import DEFAULT_FIDELITY
 
 INTRO = (
     "# dynface: face restoration that explains itself\n"
@@ -87,9 +88,20 @@ class Controls:
             label="already aligned",
             info="The photos are square face crops (FFHQ-style); skip face detection.",
         )
+        self.fidelity = gr.Slider(
+            0,
+            1,
+            value=DEFAULT_FIDELITY,
+            step=0.05,
+            label="fidelity",
+            info="0: more detail from the prior (may drift from the person) · "
+            "1: closer to the input (less invented detail) · 0.5: the method as published.",
+            elem_id="dynface-fidelity",
+        )
         with gr.Accordion("Method", open=False):
             gr.Markdown(
-                "The method's own settings (a single fidelity knob is on its way). "
+                "The method's own levers, for experts (the fidelity slider above moves "
+                "them together). "
                 "Guidance pulls each step towards the input; DGSA decides where; eta is the "
                 "noise re-injected per step (dynamic: set from the blur level)."
             )
@@ -138,6 +150,7 @@ class Controls:
         """Every setting, in the order of `settings_from`."""
         return [
             self.aligned,
+            self.fidelity,
             self.guidance,
             self.dgsa,
             self.eta,
@@ -154,6 +167,7 @@ class Controls:
 
 def settings_from(
     aligned: bool,
+    fidelity: float,
     guidance: str,
     dgsa: str,
     eta: str,
@@ -169,6 +183,7 @@ def settings_from(
     """The job settings from the control values (a random seed is drawn by the runner)."""
     return JobSettings(
         aligned=bool(aligned),
+        fidelity=float(fidelity),
         steps=(steps or "").strip() or None,
         seed=None if random_seed or seed is None else int(seed),
         upscale=float(upscale),
@@ -191,6 +206,7 @@ class Handlers:
         self,
         photos: list[str] | None,
         aligned: bool,
+        fidelity: float,
         guidance: str,
         dgsa: str,
         eta: str,
@@ -207,8 +223,8 @@ class Handlers:
     ) -> tuple[Any, ...]:
         """The Restore button: run the job, fill every output."""
         settings = settings_from(
-            aligned, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center, device,
-            precision, backend,
+            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
+            device, precision, backend,
         )  # fmt: skip
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
@@ -228,6 +244,7 @@ class Handlers:
         self,
         photo: str | None,
         aligned: bool,
+        fidelity: float,
         guidance: str,
         dgsa: str,
         eta: str,
@@ -243,8 +260,8 @@ class Handlers:
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
         settings = settings_from(
-            aligned, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center, device,
-            precision, backend,
+            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
+            device, precision, backend,
         )  # fmt: skip
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
@@ -421,7 +438,7 @@ def _outputs() -> list[Any]:
             label="trace numbers",
             interactive=False,
             wrap=True,
-            column_widths=["20%", "6%", "8%", "8%", "15%", "17%", "9%", "9%", "8%"],
+            column_widths=["18%", "5%", "8%", "8%", "7%", "14%", "15%", "9%", "8%", "8%"],
         )
     downloads = gr.File(
         label="downloads: photos and a zip of faces and traces",
@@ -433,15 +450,16 @@ def _outputs() -> list[Any]:
 
 def _examples(samples: list[Path], defaults: MethodChoices) -> list[list[Any]]:
     """Sample photos with the controls they preset (aligned, steps, seed, random, upscale, ...)."""
-    presets = [("", 2.0, False), ("ddim50", 1.0, True)]
+    presets = [(DEFAULT_FIDELITY, "", 2.0, False), (0.8, "ddim50", 1.0, True)]
     method = [defaults.guidance, defaults.dgsa, defaults.eta]
     rows = []
     for k, sample in enumerate(samples):
-        steps, upscale, only_center = presets[k % len(presets)]
+        fidelity, steps, upscale, only_center = presets[k % len(presets)]
         rows.append(
             [
                 [str(sample)],
                 False,
+                fidelity,
                 *method,
                 steps,
                 0,
@@ -458,7 +476,7 @@ def _examples(samples: list[Path], defaults: MethodChoices) -> list[list[Any]]:
 
 def _example_labels(samples: list[Path]) -> list[str]:
     """What each example presets, in words."""
-    words = ["config steps, upscale x2", "ddim50, centre face only, x1"]
+    words = ["fidelity 0.5, config steps, x2", "fidelity 0.8, ddim50, centre face only, x1"]
     return [f"{sample.stem}: {words[k % len(words)]}" for k, sample in enumerate(samples)]
 
 

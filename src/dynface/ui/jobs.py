@@ -28,9 +28,11 @@ from PIL import Image
 
 from dynface.errors import DynfaceError, ResourceError, UsageError
 from dynface.io import read_image, write_image
+from dynface.method.fidelity import check_fidelity
 from dynface.outputs import OutputFolder, PhotoFiles
 from dynface.photos import PhotoResult, RestoreOptions, restore_photos
 from dynface.ui.traces import stack_pictures, trace_picture
+from dynface.units import DEFAULT_FIDELITY
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
 PREVIEW_SIDE = 1600
@@ -80,6 +82,7 @@ class JobSettings:
     """The controls of the page (and of the `/restore` endpoint)."""
 
     aligned: bool = False
+    fidelity: float = DEFAULT_FIDELITY
     steps: str | None = None
     seed: int | None = None
     upscale: float = 2.0
@@ -206,6 +209,7 @@ class JobRunner:
                 only_center_face=settings.only_center_face,
                 seed=seed,
                 save_trace=True,
+                fidelity=settings.fidelity,
             )
             detector = None if settings.aligned else self._face_detector()
             results = restore_photos(paths, restorer, workdir, options, detector, tracker)
@@ -329,6 +333,7 @@ def check_settings(settings: JobSettings, config: str) -> None:
 
     if not 0 < settings.upscale <= 8:
         raise UsageError(f"upscale {settings.upscale:g} must be above 0 and at most 8")
+    check_fidelity(settings.fidelity)
     steps = settings.steps
     if steps is None:
         return

@@ -96,6 +96,9 @@ def _timeline_title(trace: dict[str, Any]) -> str:
     parts = []
     if trace.get("s_star") is not None:
         parts.append(f"s* = {trace['s_star']:g} px")
+    effective = trace.get("s_effective")
+    if effective is not None and effective != trace.get("s_star"):
+        parts.append(f"fidelity {trace.get('fidelity', 0.5):g}: acts as {effective:g} px")
     if trace.get("eta") is not None:
         parts.append(f"eta = {trace['eta']:g}")
     if trace.get("nfe") is not None:
@@ -126,6 +129,7 @@ def summary_rows(faces: list[tuple[str, int, dict[str, Any] | None]]) -> list[li
             [
                 photo,
                 str(index + 1),
+                _text(trace.get("fidelity")),
                 _text(trace.get("s_star")),
                 _text(trace.get("start_t")),
                 ", ".join(_text(t) for t in trace.get("t_levels") or []) or "-",
@@ -142,6 +146,7 @@ def summary_rows(faces: list[tuple[str, int, dict[str, Any] | None]]) -> list[li
 SUMMARY_HEADERS = [
     "photo",
     "face",
+    "fidelity",
     "s* (px)",
     "start t",
     "guide t_j",
