@@ -285,7 +285,7 @@ def test_no_server_path_is_readable(server: Server) -> None:
     # A forged request naming a server file instead of an upload is refused before our code.
     forged = {"path": str(SAMPLES / "astronaut_degraded.jpg"), "meta": {"_type": "gradio.FileData"}}
     values = [forged, False, 0.5, "closed-form", "heuristic", "dynamic", "", 0, True, 2, False]
-    body = json.dumps({"data": [*values, "auto", "fp32", "auto"]}).encode()
+    body = json.dumps({"data": [*values, "auto", "fp32", "auto", "auto"]}).encode()
     request = urllib.request.Request(
         f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"}
     )

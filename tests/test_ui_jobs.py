@@ -166,3 +166,15 @@ def test_dynface_help_does_not_import_the_web_ui() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert " ui " in out and out.strip().splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize(
+    ("choice", "upsampler"), [("none", "bicubic"), ("realesrgan", "realesrgan")]
+)
+def test_background_choice_reaches_the_photo_trace(
+    runner: JobRunner, choice: str, upsampler: str
+) -> None:
+    settings = JobSettings(steps="ddim5", seed=3, bg_upsampler=choice)
+    photo = runner.run([HOPPER], settings).photos[0]
+    trace = json.loads((photo.final.parent.parent / "traces" / f"{photo.name}.json").read_text())
+    assert trace["background"]["upsampler"] == upsampler

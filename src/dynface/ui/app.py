@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 import torch
 
+from dynface.background import CHOICES as BACKGROUND_CHOICES
 from dynface.config import GUIDANCE_MODES
 from dynface.errors import DynfaceError
 from dynface.ui.jobs import (
@@ -133,6 +134,14 @@ class Controls:
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
             self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
+            self.background = gr.Radio(
+                list(BACKGROUND_CHOICES),
+                value="auto",
+                label="background upsampler",
+                info="realesrgan: Real-ESRGAN (needs its weights) · none: bicubic · auto: "
+                "Real-ESRGAN when its weights and a GPU are there.",
+                elem_id="dynface-background",
+            )
             self.only_center = gr.Checkbox(
                 False, label="only the centre face", elem_id="dynface-only-center"
             )
@@ -162,6 +171,7 @@ class Controls:
             self.device,
             self.precision,
             self.backend,
+            self.background,
         ]
 
 
@@ -179,6 +189,7 @@ def settings_from(
     device: str,
     precision: str,
     backend: str,
+    background: str = "auto",
 ) -> JobSettings:
     """The job settings from the control values (a random seed is drawn by the runner)."""
     return JobSettings(
@@ -191,6 +202,7 @@ def settings_from(
         device=device or "auto",
         precision=precision or "fp32",
         backend=backend or "auto",
+        bg_upsampler=background or "auto",
         method=MethodChoices(guidance, dgsa, (eta or "dynamic").strip()),
     )
 
@@ -218,13 +230,14 @@ class Handlers:
         device: str,
         precision: str,
         backend: str,
+        background: str,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """The Restore button: run the job, fill every output."""
         settings = settings_from(
             aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend,
+            device, precision, backend, background,
         )  # fmt: skip
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
@@ -256,12 +269,13 @@ class Handlers:
         device: str,
         precision: str,
         backend: str,
+        background: str,
         request: gr.Request,
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
         settings = settings_from(
             aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend,
+            device, precision, backend, background,
         )  # fmt: skip
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
@@ -468,6 +482,7 @@ def _examples(samples: list[Path], defaults: MethodChoices) -> list[list[Any]]:
                 only_center,
                 "auto",
                 "fp32",
+                "auto",
                 "auto",
             ]
         )

@@ -90,6 +90,8 @@ class JobSettings:
     device: str = "auto"
     precision: str = "fp32"
     backend: str = "auto"
+    #: Background under the faces: "auto", "realesrgan" or "none" (bicubic).
+    bg_upsampler: str = "auto"
     #: None: the config's method settings.
     method: MethodChoices | None = None
 
@@ -210,6 +212,7 @@ class JobRunner:
                 seed=seed,
                 save_trace=True,
                 fidelity=settings.fidelity,
+                bg_upsampler=settings.bg_upsampler,
             )
             detector = None if settings.aligned else self._face_detector()
             results = restore_photos(paths, restorer, workdir, options, detector, tracker)
