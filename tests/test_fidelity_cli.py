@@ -64,3 +64,18 @@ def test_the_difface_baseline_refuses_a_fidelity(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--fidelity" in done.stderr and "difface" in done.stderr
     assert not (tmp_path / "o" / "final").exists()
+
+
+def test_demo_takes_the_fidelity_too(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", COLUMNS="200")
+    command = [sys.executable, "-m", "dynface", "demo", "-o", str(tmp_path / "o")]
+    done = subprocess.run(
+        [*command, "--config", "tiny-random", "--steps", "ddim5", "--fidelity", "0.8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    trace = json.loads((tmp_path / "o" / "traces" / "astronaut_degraded.json").read_text())
+    assert trace["faces"][0]["method"]["fidelity"] == 0.8

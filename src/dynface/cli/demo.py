@@ -13,6 +13,7 @@ from dynface.cli.restore import (
     ConfigOption,
     Device,
     DeviceOption,
+    FidelityOption,
     OverwriteOption,
     Precision,
     PrecisionOption,
@@ -20,6 +21,7 @@ from dynface.cli.restore import (
     WeightsDirOption,
     restore,
 )
+from dynface.units import DEFAULT_FIDELITY
 
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
@@ -41,6 +43,7 @@ def demo(
     precision: PrecisionOption = Precision.fp32,
     steps: StepsOption = None,
     bg_upsampler: BgUpsamplerOption = BgUpsampler.auto,
+    fidelity: FidelityOption = DEFAULT_FIDELITY,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Restore the sample photos shipped with dynface (astronaut, Grace Hopper; public domain).
@@ -65,4 +68,5 @@ def demo(
         save_comparison=True,
         overwrite=overwrite,
         batch_size=4,
+        fidelity=fidelity,
     )
