@@ -111,3 +111,14 @@ def test_a_rerun_redoes_exactly_the_photos_whose_outputs_were_deleted(crops, tmp
     latest = {line["name"]: line["status"] for line in read_manifest(out)[5:]}
     assert latest == {"p0": "skipped", "p1": "ok", "p2": "skipped", "p3": "ok", "p4": "skipped"}
     assert outputs(out) == before
+
+
+def test_a_clip_under_torchrun_is_restored_once_by_the_main_process(tmp_path):
+    from .video_clips import face_frames, write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, face_frames(4))
+    run = dynface("restore", str(clip), "-o", str(tmp_path / "out"), *TINY, processes=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("     ok ") == 1  # one result line, from the main process
+    assert (tmp_path / "out" / "final" / "clip.mp4").stat().st_size > 0

@@ -14,12 +14,13 @@ from dynface.cli.restore import (
     Device,
     DeviceOption,
     FidelityOption,
+    ModelChoice,
     OverwriteOption,
     Precision,
     PrecisionOption,
     StepsOption,
     WeightsDirOption,
-    restore,
+    run_restore,
 )
 from dynface.units import DEFAULT_FIDELITY
 
@@ -51,22 +52,16 @@ def demo(
     Same outputs as `dynface restore`, with traces and before/after sheets: final/, faces/,
     traces/, compare/.
     """
-    restore(
-        inputs=[str(sample_photos_dir())],
-        output=output,
-        aligned=False,
-        config=config,
-        weights_dir=weights_dir,
-        device=device,
-        precision=precision,
-        steps=steps,
+    from dynface.photos import RestoreOptions
+
+    model = ModelChoice(config, weights_dir, device, precision, steps)
+    options = RestoreOptions(
         seed=0,
-        upscale=2.0,
-        bg_upsampler=bg_upsampler,
-        only_center_face=False,
         save_trace=True,
         save_comparison=True,
         overwrite=overwrite,
-        batch_size=4,
+        bg_upsampler=bg_upsampler.value,
         fidelity=fidelity,
     )
+    if run_restore([str(sample_photos_dir())], output, model, options):
+        raise typer.Exit(1)

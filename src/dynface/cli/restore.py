@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dynface.cli import video
+from dynface.cli.progress import ProgressBar
 from dynface.errors import UsageError
 from dynface.units import DEFAULT_FIDELITY
+
+if TYPE_CHECKING:
+    from dynface.photos import RestoreOptions
+    from dynface.scale import Share
 
 
 class Device(StrEnum):
@@ -129,12 +136,6 @@ ShardOption = Annotated[
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
-FidelityOption = Annotated[
-    float,
-    typer.Option(
-        help="0 = more detail from the prior, 0.5 = the method as is, 1 = closer to the input."
-    ),
-]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
@@ -145,42 +146,69 @@ EPILOG = (
 STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 250"
 
 
-def check_options(config: str, device: str, precision: str, steps: str | None) -> None:
-    """Reject a bad --config, --steps, --device or --precision before loading any network."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """The networks a run asks for: --config, --weights-dir, --device, --precision, --steps,
+    --solver and --backend, as given."""
+
+    config: str = "default"
+    weights_dir: Path | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    steps: str | None = None
+    solver: str | None = None
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        """Typer's choices arrive as enum members: keep their plain text."""
+        for name, value in vars(self).items():
+            if isinstance(value, StrEnum):
+                object.__setattr__(self, name, value.value)
+
+
+def check_model(model: ModelChoice) -> None:
+    """Reject a bad --config, --steps, --device, --precision or --backend before loading any
+    network."""
     from dynface.config import ConfigError, load_restore_config
     from dynface.devices import pick_device
-    from dynface.diffusion.schedule import respaced_timesteps
 
     try:
-        loaded = load_restore_config(config)
+        loaded = load_restore_config(model.config)
     except ConfigError as exc:
         raise typer.BadParameter(
             f"{exc}; pass a preset name or the path of a YAML config", param_hint="--config"
         ) from None
-    if steps is not None:
-        total = loaded.diffusion.steps
-        if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
-            raise typer.BadParameter(
-                f"{steps!r} is not a step count; {STEPS_HINT}", param_hint="--steps"
-            )
-        try:
-            respaced_timesteps(total, steps)
-        except ValueError as exc:
-            raise typer.BadParameter(
-                f"{steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}",
-                param_hint="--steps",
-            ) from None
+    if model.steps is not None:
+        _check_steps(model.steps, loaded.diffusion.steps)
     try:
-        torch_device = pick_device(device)
+        torch_device = pick_device(model.device)
     except RuntimeError as exc:
         raise typer.BadParameter(
             f"{exc}; use --device auto (or cpu)", param_hint="--device"
         ) from None
-    if precision == "fp16" and torch_device.type == "cpu":
+    if model.precision == "fp16" and torch_device.type == "cpu":
         raise typer.BadParameter(
             "fp16 needs a GPU; on the CPU use --precision fp32 (or bf16)",
             param_hint="--precision",
         )
+    _check_backend(model.backend, model.precision)
+
+
+def _check_steps(steps: str, total: int) -> None:
+    """--steps must be a respacing of the config's `total`-step diffusion."""
+    from dynface.diffusion.schedule import respaced_timesteps
+
+    if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
+        raise typer.BadParameter(
+            f"{steps!r} is not a step count; {STEPS_HINT}", param_hint="--steps"
+        )
+    try:
+        respaced_timesteps(total, steps)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}",
+            param_hint="--steps",
+        ) from None
 
 
 def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
@@ -264,39 +292,9 @@ def restore(
     and traces/NAME.frames.jsonl, traces/NAME.tracks.json (see docs/video.md).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
-    from rich.console import Console
-
-    from dynface.parallel import finish
     from dynface.photos import RestoreOptions
 
-    console = Console()
-    share = parse_shard(shard)
-    videos, inputs = video.split_videos(list(inputs))
-    _check_fidelity(fidelity)
-    paths = check_request(inputs, output, upscale, config, device.value, precision.value, steps)
-    _check_backend(backend.value, precision.value)
-    video_options = video.options(
-        videos, seed, video_quality, overwrite, only_center_face, batch_size
-    )
-    videos, video_failed = video.probe_videos(videos, console)
-    if not paths and not videos:
-        raise typer.Exit(1)
-    chosen = {"backend": backend.value, "solver": solver.value if solver is not None else None}
-    procs, restorer = _launch(
-        console, config, device.value, precision.value, weights_dir, steps, chosen
-    )
-    share = share.within(procs.rank, procs.world_size)
-    _check_fidelity(fidelity, getattr(restorer, "pipeline", None))
-    background = None
-    if paths and not aligned:
-        background = load_background(bg_upsampler.value, restorer, weights_dir, upscale)
-    if procs.is_main:
-        count = len(paths) + len(videos)
-        _announce(console, restorer, count, config, precision.value, background, share)
-    if videos and procs.is_main:  # clips are restored by the main process only
-        video_failed |= video.restore_videos(videos, restorer, output, video_options, console)
-    if not paths:
-        raise typer.Exit(1 if video_failed else 0)
+    model = ModelChoice(config, weights_dir, device, precision, steps, solver, backend)
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
@@ -309,39 +307,68 @@ def restore(
         bg_upsampler=bg_upsampler.value,
         fidelity=fidelity,
     )
-    try:
-        results, seconds = _restore_share(
-            paths, restorer, output, options, share, procs, background
-        )
-    finally:
-        finish()
-    if procs.is_main:
-        _summary(console, results, seconds, output)
-    if video_failed or any(result.failed for result in results):
+    if run_restore(list(inputs), output, model, options, parse_shard(shard), video_quality):
         raise typer.Exit(1)
 
 
-def check_request(
+def run_restore(
     inputs: list[str],
     output: Path,
-    upscale: float,
-    config: str,
-    device: str,
-    precision: str,
-    steps: str | None,
+    model: ModelChoice,
+    options: RestoreOptions,
+    share: Share | None = None,
+    video_quality: int = 18,
+) -> bool:
+    """Check the request, load the networks, restore the clips, then the photos; True when any
+    input failed. Every usage error is raised before any network loads."""
+    from rich.console import Console
+
+    from dynface.parallel import finish
+    from dynface.scale import Share
+
+    console = Console()
+    clips, photos = video.split_videos(inputs)
+    paths = check_request(photos, output, model, options)
+    clip_options = video.options(clips, options, video_quality)
+    clips, failed = video.probe_videos(clips, console)
+    if not paths and not clips:
+        return True
+    procs, restorer = _launch(console, model)
+    try:  # every process leaves the process group, also those with no photo to restore
+        share = (share or Share()).within(procs.rank, procs.world_size)
+        _check_fidelity(options.fidelity, getattr(restorer, "pipeline", None))
+        background = None
+        if paths and not options.aligned:
+            background = load_background(
+                options.bg_upsampler, restorer, model.weights_dir, options.upscale
+            )
+        if procs.is_main:
+            _announce(console, restorer, len(paths) + len(clips), model, background, share)
+            failed |= video.restore_videos(clips, restorer, output, clip_options, console)
+        if paths:
+            failed |= _restore_photos(
+                console, paths, restorer, output, options, share, procs, background
+            )
+    finally:
+        finish()
+    return failed
+
+
+def check_request(
+    inputs: list[str], output: Path, model: ModelChoice, options: RestoreOptions
 ) -> list[Path]:
     """Every usage check before any network loads; returns the input images."""
-    if upscale <= 0:
+    _check_fidelity(options.fidelity)
+    if options.upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
-    check_options(config, device, precision, steps)
+    check_model(model)
     check_output(output, paths)
     return paths
 
 
-def parse_shard(text: str | None) -> Any:
+def parse_shard(text: str | None) -> Share:
     """The `--shard i/n` share (the whole run without it); a usage error when malformed."""
-    from dynface.errors import UsageError
     from dynface.scale import Share
 
     try:
@@ -350,37 +377,33 @@ def parse_shard(text: str | None) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
-def _restore_share(
+def _restore_photos(
+    console: Any,
     paths: list[Path],
     restorer: Any,
     output: Path,
-    options: Any,
-    share: Any,
+    options: RestoreOptions,
+    share: Share,
     procs: Any,
-    background: Any = None,
-) -> tuple[list[Any], float]:
-    """Restore this process's share; gather every process's results, in input order."""
+    background: Any,
+) -> bool:
+    """Restore this process's share; the main process prints every process's results, in input
+    order. True when any photo failed."""
     from rich.console import Console
 
     from dynface.photos import restore_photos
 
     started = time.perf_counter()
-    if procs.is_main:
-        with _FaceProgress(Console(stderr=True)) as progress:
-            mine = restore_photos(
-                paths,
-                restorer,
-                output,
-                options,
-                progress=progress,
-                share=share,
-                background=background,
-            )
-    else:
-        mine = restore_photos(paths, restorer, output, options, share=share, background=background)
+    progress = _FaceProgress(Console(stderr=True)) if procs.is_main else None
+    with progress or contextlib.nullcontext():
+        mine = restore_photos(
+            paths, restorer, output, options, progress=progress, share=share, background=background
+        )
     order = {path: k for k, path in enumerate(paths)}
     results = sorted((r for part in procs.gather(mine) for r in part), key=lambda r: order[r.path])
-    return results, time.perf_counter() - started
+    if procs.is_main:
+        _summary(console, results, time.perf_counter() - started, output)
+    return any(result.failed for result in results)
 
 
 def find_inputs(inputs: list[str]) -> list[Path]:
@@ -423,40 +446,30 @@ def check_output(output: Path, paths: list[Path]) -> None:
         raise typer.BadParameter(str(exc), param_hint="-o") from None
 
 
-def _launch(
-    console: Any,
-    config: str,
-    device: str,
-    precision: str,
-    weights_dir: Path | None,
-    steps: str | None,
-    chosen: dict[str, Any],
-) -> tuple[Any, Any]:
+def _launch(console: Any, model: ModelChoice) -> tuple[Any, Any]:
     """This process's place in a launched run (torchrun, accelerate) and its restorer."""
     from dynface.parallel import processes
 
-    procs = processes(device)
-    on_device = device if procs.world_size == 1 else str(procs.device)
+    procs = processes(model.device)
+    on_device = model.device if procs.world_size == 1 else str(procs.device)
     with procs.main_first():  # one process at a time fetches or checks weight files
-        restorer = _load(console, config, on_device, precision, weights_dir, steps, chosen)
+        restorer = _load(console, model, on_device)
     return procs, restorer
 
 
-def _load(
-    console: Any,
-    config: str,
-    device: str,
-    precision: str,
-    weights_dir: Path | None,
-    steps: str | None,
-    chosen: dict[str, Any],
-) -> Any:
-    """The restorer; a bad config is a usage error, a missing weight file a failure (exit 1).
-
-    `chosen`: the backend and solver options, passed on as given.
-    """
+def _load(console: Any, model: ModelChoice, device: str) -> Any:
+    """The restorer on `device`; a bad config is a usage error, a missing weight file a failure
+    (exit 1)."""
     try:
-        return load_restorer(config, device, precision, weights_dir, steps, **chosen)
+        return load_restorer(
+            model.config,
+            device,
+            model.precision,
+            model.weights_dir,
+            model.steps,
+            backend=model.backend,
+            solver=model.solver,
+        )
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
     except RuntimeError as exc:
@@ -465,20 +478,14 @@ def _load(
 
 
 def _announce(
-    console: Any,
-    restorer: Any,
-    count: int,
-    config: str,
-    precision: str,
-    background: Any,
-    share: Any,
+    console: Any, restorer: Any, count: int, model: ModelChoice, background: Any, share: Share
 ) -> None:
     """First lines of a run: inputs, device, config, background, share; a warning for random
     weights."""
     part = f", share {share} (every process and job: its share of the photos)"
     console.print(
         f"dynface restore: {count} input(s), device {restorer.device}, "
-        f"config {config}, precision {precision}{_backends_note(restorer)}"
+        f"config {model.config}, precision {model.precision}{_backends_note(restorer)}"
         + (f", background {_describe_background(background)}" if background else "")
         + (part if share.count > 1 else ""),
         soft_wrap=True,
@@ -502,7 +509,6 @@ def _describe_background(background: Any) -> str:
 def _check_backend(backend: str, precision: str) -> None:
     """Reject --backend with a --precision it cannot run, before loading any network."""
     from dynface.backends import check_backend
-    from dynface.errors import UsageError
 
     try:
         check_backend(backend, precision)
@@ -521,7 +527,7 @@ def _backends_note(restorer: Any) -> str:
     return ", backends " + ", ".join(f"{net} {name}" for net, name in names.items())
 
 
-class _FaceProgress:
+class _FaceProgress(ProgressBar):
     """Rich progress over faces (the total grows as photos are read) and over denoising steps.
 
     A face takes hundreds of network evaluations on a CPU, so the second line counts
@@ -530,33 +536,10 @@ class _FaceProgress:
     """
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        super().__init__(console)
         self._faces = self._bar.add_task("faces", total=0)
         self._steps = self._bar.add_task("denoising steps", total=0)
         self._totals = {self._faces: 0, self._steps: 0}
-
-    def __enter__(self) -> _FaceProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
 
     def _grow(self, task: Any, count: int) -> None:
         self._totals[task] += count

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from dynface.cli.progress import ProgressBar
 from dynface.train.config import PRECISIONS, TASKS
 
 if TYPE_CHECKING:
@@ -125,31 +126,15 @@ class LineProgress:
         _line(f"train {self.task}: step {step}/{self.last} ({minutes:.1f} min): {shown}")
 
 
-class BarProgress:
+class BarProgress(ProgressBar):
     """A rich bar over steps with the latest loss and validation figures."""
 
     def __init__(self, task: str, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
+        super().__init__(console, "train {task.description}", TextColumn("{task.fields[note]}"))
         self.task = task
-        columns = (TextColumn("train {task.description}"), BarColumn(), MofNCompleteColumn())
-        timing = (TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
-        self._bar = Progress(*columns, *timing, console=console)
         self._id = self._bar.add_task(task, total=None, note="")
-
-    def __enter__(self) -> BarProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
 
     def started(self, first_step: int, last_step: int) -> None:
         self._bar.update(self._id, total=last_step, completed=first_step - 1)

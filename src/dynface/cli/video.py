@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dynface.cli.progress import ProgressBar
 from dynface.video.io import VIDEO_SUFFIXES
+
+if TYPE_CHECKING:
+    from dynface.photos import RestoreOptions
 
 QUALITY_HELP = (
     "Video CRF: lower is better and larger; 18 looks lossless (H.264 0-51, VP9 for .webm 0-63)."
@@ -91,35 +95,13 @@ def _result_line(result: Any) -> str:
     return f"[{styles[result.status]}]{result.status:>7}[/] {escape(str(result.path) + detail)}"
 
 
-class _FrameProgress:
+class _FrameProgress(ProgressBar):
     """One progress line per pass over a clip's frames, with an ETA."""
 
     def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
+        super().__init__(console)
         self._label = label
-        self._bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
         self._task: Any = None
-
-    def __enter__(self) -> _FrameProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
 
     def start(self, stage: str, total: int) -> None:
         """A new pass over `total` frames."""
@@ -130,14 +112,7 @@ class _FrameProgress:
         self._bar.advance(self._task, count)
 
 
-def options(
-    videos: list[Path],
-    seed: int | None,
-    quality: int,
-    overwrite: bool,
-    only_center_face: bool,
-    batch_size: int,
-) -> Any:
+def options(videos: list[Path], photo_options: RestoreOptions, quality: int) -> Any:
     """Video options from the restore command's (no --seed: 0, so a clip restores the same);
     a --video-quality the clips' encoder does not take is a usage error."""
     from dynface.video import VideoOptions
@@ -145,10 +120,11 @@ def options(
 
     for path in videos:
         check_quality(quality, path)
+    seed = photo_options.seed
     return VideoOptions(
         seed=0 if seed is None else seed,
         quality=quality,
-        overwrite=overwrite,
-        only_center_face=only_center_face,
-        batch_size=batch_size,
+        overwrite=photo_options.overwrite,
+        only_center_face=photo_options.only_center_face,
+        batch_size=photo_options.batch_size,
     )
