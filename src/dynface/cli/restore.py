@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -166,26 +167,29 @@ class ModelChoice:
                 object.__setattr__(self, name, value.value)
 
 
+@contextlib.contextmanager
+def usage_error(
+    param_hint: str, errors: type[Exception] = UsageError, advice: str = ""
+) -> Iterator[None]:
+    """Report `errors` raised inside as a usage error of `param_hint` (exit 2), with `advice`."""
+    try:
+        yield
+    except errors as exc:
+        raise typer.BadParameter(f"{exc}{advice}", param_hint=param_hint) from None
+
+
 def check_model(model: ModelChoice) -> None:
     """Reject a bad --config, --steps, --device, --precision or --backend before loading any
     network."""
     from dynface.config import ConfigError, load_restore_config
     from dynface.devices import pick_device
 
-    try:
+    with usage_error("--config", ConfigError, "; pass a preset name or the path of a YAML config"):
         loaded = load_restore_config(model.config)
-    except ConfigError as exc:
-        raise typer.BadParameter(
-            f"{exc}; pass a preset name or the path of a YAML config", param_hint="--config"
-        ) from None
     if model.steps is not None:
         _check_steps(model.steps, loaded.diffusion.steps)
-    try:
+    with usage_error("--device", RuntimeError, "; use --device auto (or cpu)"):
         torch_device = pick_device(model.device)
-    except RuntimeError as exc:
-        raise typer.BadParameter(
-            f"{exc}; use --device auto (or cpu)", param_hint="--device"
-        ) from None
     if model.precision == "fp16" and torch_device.type == "cpu":
         raise typer.BadParameter(
             "fp16 needs a GPU; on the CPU use --precision fp32 (or bf16)",
@@ -215,12 +219,10 @@ def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
     """--fidelity in [0, 1] (and 0.5 in the difface mode, once the pipeline is known)."""
     from dynface.method.fidelity import check_fidelity
 
-    try:
+    with usage_error("--fidelity"):
         check_fidelity(fidelity)
         if pipeline is not None:
             pipeline.levers(fidelity)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--fidelity") from None
 
 
 def load_restorer(
@@ -371,10 +373,9 @@ def parse_shard(text: str | None) -> Share:
     """The `--shard i/n` share (the whole run without it); a usage error when malformed."""
     from dynface.scale import Share
 
-    try:
-        return Share() if text is None else Share.parse(text)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    with usage_error("--shard"):
+        share = Share() if text is None else Share.parse(text)
+    return share
 
 
 def _restore_photos(
@@ -435,15 +436,12 @@ def find_inputs(inputs: list[str]) -> list[Path]:
 
 def check_output(output: Path, paths: list[Path]) -> None:
     """Usage error, before any network loads, for an -o that cannot take this run's outputs."""
-    from dynface.errors import UsageError
     from dynface.outputs import OutputFolder, printable
 
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"{printable(output)} is a file, not a folder", param_hint="-o")
-    try:
+    with usage_error("-o"):
         OutputFolder(output).check(paths)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="-o") from None
 
 
 def _launch(console: Any, model: ModelChoice) -> tuple[Any, Any]:
@@ -510,10 +508,8 @@ def _check_backend(backend: str, precision: str) -> None:
     """Reject --backend with a --precision it cannot run, before loading any network."""
     from dynface.backends import check_backend
 
-    try:
+    with usage_error("--backend"):
         check_backend(backend, precision)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--backend") from None
 
 
 def _backends_note(restorer: Any) -> str:
