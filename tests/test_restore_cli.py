@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from dynface.io import read_image, write_image, write_json
 from dynface.outputs import output_names
 from dynface.photos import RestoreOptions, restore_photos
 
-from .conftest import TEST_DATA
+from .conftest import REPO, TEST_DATA
 
 TINY_SIZE = load_config("tiny-random")["image_size"]
 
@@ -390,3 +392,27 @@ def test_transparent_photo_keeps_its_alpha(tmp_path):
     final = np.asarray(Image.open(out / "final" / "astronaut_rgba.png"))
     assert final.shape == (512, 512, 4)
     assert final[:, :90, 3].max() == 0 and final[:, 110:, 3].min() == 255
+
+
+def test_demo_on_a_cpu_takes_fewer_steps_unless_steps_are_given(tmp_path):
+    """README's first command must finish in minutes on a laptop CPU: ddim50, said on stderr."""
+    config = tmp_path / "tiny250.yaml"
+    preset = (REPO / "src" / "dynface" / "configs" / "tiny-random.yaml").read_text()
+    config.write_text(preset.replace("respacing: ddim25", "respacing: ddim250"))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", COLUMNS="200")
+    demo = [sys.executable, "-m", "dynface", "demo", "--config", str(config), "--device", "cpu"]
+
+    def evaluations(out: Path, *args: str) -> tuple[list[int], str]:
+        done = subprocess.run(
+            [*demo, "-o", str(out), *args], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        traces = [json.loads(path.read_text()) for path in sorted(out.glob("traces/*.json"))]
+        return [face["method"]["nfe"] for trace in traces for face in trace["faces"]], done.stderr
+
+    fast, said = evaluations(tmp_path / "fast")
+    assert len(fast) == 2 and all(nfe <= 50 for nfe in fast)
+    assert "--steps ddim50" in said and "--steps ddim250" in said
+    full, said = evaluations(tmp_path / "full", "--steps", "ddim250")
+    assert all(slow > 4 * quick for slow, quick in zip(full, fast, strict=True))
+    assert "--steps ddim50" not in said

@@ -24,8 +24,13 @@ from dynface.cli.restore import (
 )
 from dynface.units import DEFAULT_FIDELITY
 
+#: Sampling steps of `dynface demo` on a CPU when --steps is not given: minutes, not an hour.
+CPU_STEPS = "ddim50"
+
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
+    f"On a CPU the demo takes --steps {CPU_STEPS} unless --steps is given (faster; the config's "
+    "own schedule is finer).\n\n"
     "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (random tiny "
     "nets: the method runs in full, the faces come out as flat patches)."
 )
@@ -54,7 +59,7 @@ def demo(
     """
     from dynface.photos import RestoreOptions
 
-    model = ModelChoice(config, weights_dir, device, precision, steps)
+    model = ModelChoice(config, weights_dir, device, precision, steps or cpu_steps(config, device))
     options = RestoreOptions(
         seed=0,
         save_trace=True,
@@ -65,3 +70,31 @@ def demo(
     )
     if run_restore([str(sample_photos_dir())], output, model, options):
         raise typer.Exit(1)
+
+
+def cpu_steps(config: str, device: str) -> str | None:
+    """`CPU_STEPS` when the run is on a CPU and the config asks for more steps; said on stderr.
+
+    None otherwise, and when the config or device is wrong (the usage checks report those).
+    """
+    from rich.console import Console
+
+    from dynface.config import ConfigError, load_restore_config
+    from dynface.devices import pick_device
+    from dynface.diffusion.schedule import respaced_timesteps
+
+    try:
+        diffusion = load_restore_config(config).diffusion
+        on_cpu = pick_device(device).type == "cpu"
+        configured = len(respaced_timesteps(diffusion.steps, diffusion.respacing))
+    except (ConfigError, RuntimeError, ValueError):
+        return None
+    fast = len(respaced_timesteps(diffusion.steps, CPU_STEPS))
+    if not on_cpu or configured <= fast:
+        return None
+    Console(stderr=True).print(
+        f"On a CPU the demo runs --steps {CPU_STEPS}: {configured / fast:.0f}x fewer steps than "
+        f"the config's {diffusion.respacing}; pass --steps {diffusion.respacing} for those.",
+        highlight=False,
+    )
+    return CPU_STEPS
