@@ -29,6 +29,7 @@ from dynface.faces.align import align_faces, similarity_transform, template
 from dynface.faces.detect import FaceDetector, select_faces
 from dynface.faces.paste import paste_back
 from dynface.io import write_json
+from dynface.outcome import Outcome
 from dynface.video.checkpoint import WorkFolder
 from dynface.video.consistency import ConsistencySettings, FacePlan, plan_faces, track_summary
 from dynface.video.io import (
@@ -62,22 +63,13 @@ class VideoOptions:
     keep_work: bool = False
 
 
-@dataclass
-class VideoResult:
-    """The outcome for one clip: status "ok", "failed" or "skipped"."""
+@dataclass(kw_only=True)
+class VideoResult(Outcome):
+    """The outcome for one clip (see `Outcome`), with its frames, face tracks and faces restored."""
 
-    path: Path
-    status: str
-    message: str = ""
     frames: int = 0
     tracks: int = 0
     faces_restored: int = 0
-    seconds: float = 0.0
-    outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 class VideoProgress(Protocol):
