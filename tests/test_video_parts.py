@@ -124,3 +124,19 @@ def test_work_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> None:
     assert faces.shape == (1, 8, 8, 3) and traces == [{"start_t": 80}]
     assert folder.open({"input": "clip.mp4", "seed": 1}) is False  # other settings: afresh
     assert folder.restored_frames() == 0
+
+
+def test_photo_and_clip_results_share_one_outcome_shape(tmp_path: Path) -> None:
+    from dynface import PhotoResult
+    from dynface.outcome import Outcome
+    from dynface.video import VideoResult
+
+    clip = VideoResult(tmp_path / "a.mp4", "failed", "no face", frames=3)
+    photo = PhotoResult(tmp_path / "a.png", "skipped", "exists", faces_found=1)
+    assert isinstance(clip, Outcome) and isinstance(photo, Outcome)
+    assert (clip.message, clip.frames, clip.failed) == ("no face", 3, True)
+    assert (photo.message, photo.faces_found, photo.failed) == ("exists", 1, False)
+    with pytest.raises(TypeError):
+        PhotoResult(tmp_path / "a.png", "ok", "", 2)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="not one of ok, failed, skipped"):
+        VideoResult(tmp_path / "a.mp4", "done")  # type: ignore[arg-type]

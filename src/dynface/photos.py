@@ -43,6 +43,7 @@ from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import output_size, paste_faces
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
 from dynface.method.fidelity import DEFAULT_FIDELITY, check_fidelity
+from dynface.outcome import Outcome
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 from dynface.outputs.manifest import append_line
 from dynface.scale import Share, split
@@ -93,22 +94,12 @@ class RestoreOptions:
     bg_upsampler: str = "auto"
 
 
-@dataclass
-class PhotoResult:
-    """The outcome for one input: status is "ok", "failed" or "skipped"."""
+@dataclass(kw_only=True)
+class PhotoResult(Outcome):
+    """The outcome for one photo (see `Outcome`), with the faces it held and restored."""
 
-    path: Path
-    status: str
-    message: str = ""
     faces_found: int = 0
     faces_restored: int = 0
-    seconds: float = 0.0
-    outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        """True when this input did not give a restored result."""
-        return self.status == "failed"
 
 
 class Progress(Protocol):

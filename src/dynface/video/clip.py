@@ -29,6 +29,7 @@ from dynface.faces.align import align_faces, similarity_transform, template
 from dynface.faces.detect import FaceDetector, select_faces
 from dynface.faces.paste import paste_back
 from dynface.io import write_json
+from dynface.outcome import Outcome
 from dynface.video.checkpoint import WorkFolder
 from dynface.video.consistency import ConsistencySettings, FacePlan, plan_faces, track_summary
 from dynface.video.io import (
@@ -62,22 +63,13 @@ class VideoOptions:
     keep_work: bool = False
 
 
-@dataclass
-class VideoResult:
-    """The outcome for one clip: status "ok", "failed" or "skipped"."""
+@dataclass(kw_only=True)
+class VideoResult(Outcome):
+    """The outcome for one clip (see `Outcome`), with its frames, face tracks and faces restored."""
 
-    path: Path
-    status: str
-    message: str = ""
     frames: int = 0
     tracks: int = 0
     faces_restored: int = 0
-    seconds: float = 0.0
-    outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 class VideoProgress(Protocol):
@@ -118,17 +110,13 @@ def restore_video(
 
     A clip that cannot be read raises `VideoReadError` before any output is written.
     """
-    options = options or VideoOptions()
-    path, name = Path(path), name or Path(path).stem
-    face_size = options.face_size or int(
-        (getattr(restorer, "config", None) or {}).get("image_size", 512)
-    )
-    options = replace(options, face_size=face_size)
+    path = Path(path)
+    name = name or path.stem
+    options = _with_face_size(options or VideoOptions(), restorer)
     targets = video_outputs(outdir, name, path.suffix)
-    check_quality(options.quality, targets[0])
-    existing = [target for target in targets if target.exists()]
-    if existing and not options.overwrite:
-        return VideoResult(path, "skipped", f"{existing[0]} exists; pass --overwrite to replace it")
+    skip = _skip_reason(targets, options)
+    if skip:
+        return VideoResult(path, "skipped", skip)
     started = time.perf_counter()
     info = probe(path)
     progress = progress or _NoProgress()
@@ -137,20 +125,48 @@ def restore_video(
     if not work.has_plan():
         plans = _analyse(path, info, restorer, options, detector or FaceDetector(), progress)
         work.save_plan(info.frames, plans)
-    if not any(faces for faces in work.read_plan()):
+    if not any(work.read_plan()):
         work.remove()
-        return VideoResult(
-            path,
-            "failed",
-            f"no face found in any of its {info.frames} frames (nothing written)",
-            frames=info.frames,
-        )
-    done_before = work.restored_frames()
+        return _no_face_found(path, info)
+    done_before = work.restored_frames() if resumed else 0
     _restore_faces(path, info, restorer, work, options, progress)
     outputs, summary = _write_outputs(path, info, work, targets, options, progress)
     if not options.keep_work:
         work.remove()
-    note = f"resumed: {done_before} frames were already restored" if resumed and done_before else ""
+    seconds = time.perf_counter() - started
+    return _restored(path, info, summary, outputs, seconds, done_before)
+
+
+def _with_face_size(options: VideoOptions, restorer: Any) -> VideoOptions:
+    """The options with `face_size` set: the restorer config's `image_size` when not given."""
+    config = getattr(restorer, "config", None) or {}
+    return replace(options, face_size=options.face_size or int(config.get("image_size", 512)))
+
+
+def _skip_reason(targets: list[Path], options: VideoOptions) -> str:
+    """Why the clip is skipped ("" when it is not); a quality out of range is refused first."""
+    check_quality(options.quality, targets[0])
+    existing = [target for target in targets if target.exists()]
+    if existing and not options.overwrite:
+        return f"{existing[0]} exists; pass --overwrite to replace it"
+    return ""
+
+
+def _no_face_found(path: Path, info: VideoInfo) -> VideoResult:
+    message = f"no face found in any of its {info.frames} frames (nothing written)"
+    return VideoResult(path, "failed", message, frames=info.frames)
+
+
+def _restored(
+    path: Path,
+    info: VideoInfo,
+    summary: list[dict[str, Any]],
+    outputs: list[Path],
+    seconds: float,
+    done_before: int,
+) -> VideoResult:
+    """The result of a written clip; a resumed run says how many frames it found done."""
+    note = f"resumed: {done_before} frames were already restored" if done_before else ""
     return VideoResult(
         path,
         "ok",
@@ -158,7 +174,7 @@ def restore_video(
         frames=info.frames,
         tracks=len(summary),
         faces_restored=sum(track["frames"] for track in summary),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         outputs=outputs,
     )
 

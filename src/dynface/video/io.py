@@ -179,23 +179,37 @@ class DecodedFrame:
 
 def read_frames(path: str | Path) -> Iterator[DecodedFrame]:
     """Decode the first video stream's frames in order; a decoding error is a VideoReadError."""
-    av = _av()
-
     path = Path(path)
     container = _open(path)
+    try:
+        yield from _decode(container, path, audio=False)
+    finally:
+        container.close()
+
+
+def _decode(container: Any, path: Path, audio: bool) -> Iterator[Any]:
+    """The first video stream's frames decoded in order, and with `audio` the audio packets
+    (undecoded) as they come in the file; a decoding error is a VideoReadError."""
+    av = _av()
+
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    streams = [video, *container.streams.audio] if audio else [video]
     index = 0
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield DecodedFrame(index, frame.to_ndarray(format="rgb24"), frame.pts, frame.duration)
-            index += 1
+        for packet in container.demux(*streams):
+            if packet.stream.type == "audio":
+                yield packet
+                continue
+            for frame in packet.decode():
+                yield DecodedFrame(
+                    index, frame.to_ndarray(format="rgb24"), frame.pts, frame.duration
+                )
+                index += 1
     except av.error.FFmpegError as exc:
         raise VideoReadError(
             f"{path} is damaged: decoding stopped at frame {index} ({_why(exc)})"
         ) from None
-    finally:
-        container.close()
 
 
 def encoder_for(path: str | Path) -> str:
@@ -253,8 +267,15 @@ class VideoWriter:
 
     def add_audio_from(self, source: Any) -> None:
         """Add an output stream per audio stream of the open input container `source`."""
-        for audio in source.streams.audio:
-            self._audio[audio.index] = self._container.add_stream_from_template(audio)
+        av = _av()
+
+        try:
+            for audio in source.streams.audio:
+                self._audio[audio.index] = self._container.add_stream_from_template(audio)
+        except av.error.FFmpegError as exc:
+            raise VideoWriteError(
+                f"could not copy the sound into {self.target}: {_why(exc)}"
+            ) from None
 
     def mux_audio(self, packet: Any) -> None:
         """Copy one audio packet of the input (unchanged) into the output."""
@@ -325,32 +346,20 @@ def rewrite_video(
     One pass over the input's packets: video packets are decoded, edited and encoded, audio
     packets go to the output untouched. Returns the number of frames written.
     """
-    av = _av()
-
     container = _open(source)
-    index = 0
+    written = 0
     try:
-        video = container.streams.video[0]
-        video.thread_type = "AUTO"
         with VideoWriter(target, info, quality) as writer:
             writer.add_audio_from(container)
-            for packet in container.demux(video, *container.streams.audio):
-                if packet.stream.type == "audio":
-                    writer.mux_audio(packet)
-                    continue
-                for frame in packet.decode():
-                    decoded = DecodedFrame(
-                        index, frame.to_ndarray(format="rgb24"), frame.pts, frame.duration
-                    )
-                    writer.write(edit(decoded), frame.pts, frame.duration)
-                    index += 1
-    except av.error.FFmpegError as exc:
-        raise VideoReadError(
-            f"{source} is damaged: decoding stopped at frame {index} ({_why(exc)})"
-        ) from None
+            for item in _decode(container, source, audio=True):
+                if isinstance(item, DecodedFrame):
+                    writer.write(edit(item), item.pts, item.duration)
+                    written += 1
+                else:
+                    writer.mux_audio(item)
     finally:
         container.close()
-    return index
+    return written
 
 
 def temporary_path(target: Path) -> Path:
