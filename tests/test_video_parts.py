@@ -10,9 +10,16 @@ import pytest
 from dynface.errors import UsageError
 from dynface.faces.align import FFHQ_512_TEMPLATE
 from dynface.faces.detect import DetectedFace
+from dynface.video import io as video_io
 from dynface.video.checkpoint import WorkFolder
 from dynface.video.consistency import ConsistencySettings, plan_faces
-from dynface.video.io import VideoReadError, check_quality, probe, rewrite_video
+from dynface.video.io import (
+    VideoReadError,
+    VideoWriteError,
+    check_quality,
+    probe,
+    rewrite_video,
+)
 from dynface.video.tracking import FaceTracker
 
 from .video_clips import face_frames, write_clip
@@ -46,6 +53,16 @@ def test_a_file_that_is_not_a_video_is_a_read_error(tmp_path: Path) -> None:
     fake.write_text("not a video")
     with pytest.raises(VideoReadError, match="notes.mp4 cannot be read as a video"):
         probe(fake)
+
+
+def test_an_encoder_missing_from_this_ffmpeg_is_a_write_error(monkeypatch, tmp_path: Path) -> None:
+    """An FFmpeg build without the encoder (PyAV: UnknownCodecError) gets one clear line."""
+    source = tmp_path / "in.mp4"
+    write_clip(source, face_frames(2, size=(64, 48), face_side=30))
+    monkeypatch.setitem(video_io.ENCODERS, ".mp4", "libx999")
+    monkeypatch.setitem(video_io.QUALITY_RANGE, "libx999", (0, 51))
+    with pytest.raises(VideoWriteError, match="could not set up the libx999 encoder for .*out.mp4"):
+        rewrite_video(source, tmp_path / "out.mp4", probe(source), lambda frame: frame.rgb)
 
 
 def test_quality_outside_the_encoder_range_is_a_usage_error() -> None:

@@ -245,7 +245,20 @@ class VideoWriter:
             self._container = av.open(str(target), mode="w")
         except av.error.FFmpegError as exc:
             raise VideoWriteError(f"could not create {target}: {_why(exc)}") from None
-        encoder = encoder_for(target)
+        try:
+            self._video = self._add_video_stream(quality)
+        except (av.error.FFmpegError, ValueError) as exc:  # ValueError: no such encoder here
+            self._container.close()
+            raise VideoWriteError(
+                f"could not set up the {encoder_for(target)} encoder for {target}: {_why(exc)}"
+            ) from None
+        self._audio: dict[int, Any] = {}
+        self._last_pts: int | None = None
+        self._constant_rate = target.suffix.lower() == ".avi"
+
+    def _add_video_stream(self, quality: int) -> Any:
+        """The output video stream: the input's size, rate and time base, CRF `quality`."""
+        info, encoder = self.info, encoder_for(self.target)
         stream = self._container.add_stream(encoder, rate=info.frame_rate)
         stream.width, stream.height = info.width, info.height
         even = info.width % 2 == 0 and info.height % 2 == 0
@@ -256,14 +269,11 @@ class VideoWriter:
         options = {"crf": str(quality)}
         if encoder == "libvpx-vp9":
             options["b"] = "0"
-        if target.suffix.lower() == ".avi":
+        if self.target.suffix.lower() == ".avi":
             # AVI has no composition timestamps: B-frames would need out-of-order timestamps.
             options["bf"] = "0"
         stream.options = options
-        self._video = stream
-        self._audio: dict[int, Any] = {}
-        self._last_pts: int | None = None
-        self._constant_rate = target.suffix.lower() == ".avi"
+        return stream
 
     def add_audio_from(self, source: Any) -> None:
         """Add an output stream per audio stream of the open input container `source`."""
