@@ -10,7 +10,8 @@ import torch
 
 from dynface import Restorer
 from dynface.diffusion import Diffusion
-from dynface.diffusion.ddim import StepInfo
+from dynface.diffusion.ddim import StepInfo, per_sample, steps_under_way
+from dynface.diffusion.dpm_solver import sample_dpm_2m
 from dynface.method.trace import FaceTrace
 
 
@@ -51,6 +52,25 @@ def test_x0_hook_sees_only_the_rows_under_way():
 
     diffusion.sample(_Net(), torch.zeros(3, 3, 8, 8), torch.tensor([1, 3, 0]), x0_hook=hook)
     assert seen == [[1], [1], [0, 1], [0, 1, 2]]
+
+
+def test_both_samplers_share_the_start_bookkeeping():
+    diffusion = Diffusion(respacing="ddim10")
+    starts = diffusion.start_indices(torch.tensor([3, 1]), 2)
+    assert starts.dtype == torch.long and starts.tolist() == [3, 1]
+    assert diffusion.start_indices(2, 3).tolist() == [2, 2, 2]  # one index for the batch
+    steps = [(index, rows.tolist()) for index, rows in steps_under_way(starts)]
+    assert steps == [(3, [0]), (2, [0]), (1, [0, 1]), (0, [0, 1])]
+    assert per_sample(0.5, 3).tolist() == [0.5, 0.5, 0.5]
+    assert per_sample(torch.tensor([[0.25], [1.0]]), 2).tolist() == [0.25, 1.0]
+    x = torch.zeros(2, 3, 8, 8)
+    for bad in (10, -1, torch.tensor([0, 10])):
+        with pytest.raises(ValueError, match=r"start index must lie in \[0, 9\]"):
+            diffusion.start_indices(bad, 2)
+        with pytest.raises(ValueError, match=r"start index must lie in \[0, 9\]"):
+            diffusion.sample(_Net(), x, bad)
+        with pytest.raises(ValueError, match=r"start index must lie in \[0, 9\]"):
+            sample_dpm_2m(diffusion, _Net(), x, bad)
 
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,36 @@ def test_published_hash_prefix_is_checked(tmp_path) -> None:
     assert not digest.startswith("7be5be79")
     with pytest.raises(WeightsCorrupted, match="7be5be79"):
         load_state_dict("lpips_alex_backbone", tmp_path)
+
+
+def test_metric_entries_keep_their_urls_and_published_hashes() -> None:
+    hub = {
+        "lpips_alex_backbone": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "lpips_vgg_backbone": "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "fid_inception_v3": "https://github.com/mseitzer/pytorch-fid/releases/download/"
+        "fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    }
+    for name, url in hub.items():  # no full sha256: the hash prefix in the file name is checked
+        entry = METRIC_WEIGHTS[name]
+        assert (entry.spec.url, entry.spec.sha256, entry.spec.size) == (url, None, None)
+        assert entry.sha256_prefix == url.rsplit("-", 1)[1].removesuffix(".pth")
+    raw = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"
+    heads = {
+        "alex": ("df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009),
+        "vgg": ("a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289),
+    }
+    for net, (sha256, size) in heads.items():  # the full sha256 and size are published
+        spec = METRIC_WEIGHTS[f"lpips_{net}_lin"].spec
+        assert (spec.url, spec.filename) == (f"{raw}/{net}.pth", f"lpips_v0.1_{net}.pth")
+        assert (spec.sha256, spec.size) == (sha256, size)
+        assert METRIC_WEIGHTS[f"lpips_{net}_lin"].sha256_prefix is None
+
+
+def test_an_entry_without_sha256_must_carry_its_hash_in_the_file_name() -> None:
+    from dynface.metrics import weights as metric_weights
+    from dynface.weights import published
+
+    spec = published("https://h", "net.pth", "arch", "a net", name="unchecked", size_range=(1, 2))
+    with pytest.raises(ValueError, match="no hash prefix"):
+        metric_weights._add(spec)
+    assert "unchecked" not in METRIC_WEIGHTS

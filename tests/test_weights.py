@@ -355,6 +355,14 @@ def test_builtin_registry_names_difface_release_files() -> None:
     assert restorer.url == release + restorer.filename and restorer.architecture == "swinir-512"
 
 
+def test_published_entry_is_named_after_its_file_under_the_release_folder() -> None:
+    spec = weights.published("https://h/rel/v1", "net_x2.pth", "arch", "a net", size=5)
+    assert spec == WeightSpec("net_x2", "net_x2.pth", "https://h/rel/v1/net_x2.pth", None, 5,
+                              "arch", "a net")  # fmt: skip
+    ranged = weights.published("https://h", "n.pth", "a", "d", name="other", size_range=(1, 9))
+    assert (ranged.name, ranged.size, ranged.size_bounds) == ("other", None, (1, 9))
+
+
 def test_cache_dir_follows_dynface_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DYNFACE_HOME", str(tmp_path))
     assert weights.cache_dir() == tmp_path / "weights"

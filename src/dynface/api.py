@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from dynface.diffusion import Diffusion
 from dynface.errors import UsageError
 from dynface.inputs import ImageInput, as_face_list
 from dynface.method.fidelity import DEFAULT_FIDELITY
-from dynface.method.pipeline import Pipeline
+from dynface.method.pipeline import Pipeline, PipelineOutput
 from dynface.nets import build_swinir, build_unet
 from dynface.results import RestoreResult
 
@@ -144,20 +144,32 @@ class Restorer:
         levels = None if s_star is None else _per_face(s_star, len(faces))
         restored: list[Tensor] = [torch.empty(0)] * len(faces)
         traces: list[dict[str, Any]] = [{}] * len(faces)
-        step = batch_size or len(faces)
-        for first in range(0, len(faces), step):
-            for group in _same_size_runs(faces, first, min(first + step, len(faces))):
-                out = self.pipeline.restore(
-                    torch.stack([faces[k] for k in group]),
-                    [generators[k] for k in group] if generators else None,
-                    progress,
-                    on_plan=on_plan,
-                    s_star=levels[group] if levels is not None else None,
-                    fidelity=fidelity,
-                )
-                for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
-                    restored[k], traces[k] = image, trace.to_dict()
+        for group in _batches(faces, batch_size):
+            out = self._restore_group(faces, group, generators, levels, fidelity, progress, on_plan)
+            for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
+                restored[k], traces[k] = image, trace.to_dict()
         return RestoreResult(_stack_if_one_size(restored), traces)
+
+    def _restore_group(
+        self,
+        faces: list[Tensor],
+        group: list[int],
+        generators: list[torch.Generator] | None,
+        levels: Tensor | None,
+        fidelity: float,
+        progress: Callable[[int], None] | None,
+        on_plan: Callable[[int], None] | None,
+    ) -> PipelineOutput:
+        """The faces numbered `group` (all one size) as one batch, each with its own generator
+        and blur level."""
+        return self.pipeline.restore(
+            torch.stack([faces[k] for k in group]),
+            [generators[k] for k in group] if generators else None,
+            progress,
+            on_plan=on_plan,
+            s_star=levels[group] if levels is not None else None,
+            fidelity=fidelity,
+        )
 
     def estimate_blur(self, images: ImageInput) -> Tensor | None:
         """Blur levels s* (B,) (px at 512) of aligned faces, on the host; any input that
@@ -182,6 +194,14 @@ def _per_face(values: Tensor | Sequence[float], count: int) -> Tensor:
     if len(levels) != count:
         raise UsageError(f"got {len(levels)} blur levels for {count} faces; give one per face")
     return levels
+
+
+def _batches(faces: list[Tensor], batch_size: int | None) -> Iterator[list[int]]:
+    """Face indices in batches of at most `batch_size` (all at once when None), each batch
+    split by face size."""
+    step = batch_size or len(faces)
+    for first in range(0, len(faces), step):
+        yield from _same_size_runs(faces, first, min(first + step, len(faces)))
 
 
 def _same_size_runs(faces: list[Tensor], start: int, stop: int) -> list[list[int]]:

@@ -10,7 +10,7 @@ that says what was given: a float outside [0, 1], NaN or inf, an empty batch, a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 else:
     ImageInput: TypeAlias = Any
 
+#: A batch as given: channels-first tensor or channels-last array.
+_Batch = TypeVar("_Batch", Tensor, np.ndarray)
 #: Smallest face side we agree to restore.
 MIN_SIDE = 8
 _INT_SCALE = {torch.uint8: 255.0, np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -58,12 +60,7 @@ def _convert(item: Any, where: str) -> list[Tensor]:
 
 def _from_torch(x: Tensor, where: str) -> list[Tensor]:
     """Channels-first tensor(s)."""
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise UsageError(f"{where}: a tensor must be (C, H, W) or (B, C, H, W), got {_shape(x)}")
-    if x.shape[0] == 0:
-        raise UsageError(f"{where}: got an empty batch of shape {_shape(x)}")
+    x = _as_batch(x, where, "a tensor must be (C, H, W) or (B, C, H, W)")
     x = _channels(x.detach().cpu(), dim=1, where=where, shape=_shape(x))
     return list(_to_unit(x, where).unbind(0))
 
@@ -72,12 +69,7 @@ def _from_numpy(x: np.ndarray, where: str) -> list[Tensor]:
     """Channels-last array(s); (H, W) is one gray image."""
     if x.ndim == 2:
         x = x[..., None]
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise UsageError(f"{where}: an array must be (H, W, C) or (B, H, W, C), got {x.shape}")
-    if x.shape[0] == 0:
-        raise UsageError(f"{where}: got an empty batch of shape {x.shape}")
+    x = _as_batch(x, where, "an array must be (H, W, C) or (B, H, W, C)")
     if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
         raise UsageError(
             f"{where}: numpy images are channels-last (H, W, 3), got {x.shape}; "
@@ -91,6 +83,18 @@ def _from_numpy(x: np.ndarray, where: str) -> list[Tensor]:
     if scale:
         t = t / scale
     return _from_torch(t, where)
+
+
+def _as_batch(x: _Batch, where: str, layouts: str) -> _Batch:
+    """A single image as a batch of one; anything but a non-empty 4-D batch is a UsageError
+    (`layouts` says which shapes are accepted)."""
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise UsageError(f"{where}: {layouts}, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise UsageError(f"{where}: got an empty batch of shape {tuple(x.shape)}")
+    return x
 
 
 def _channels(x: Tensor, dim: int, where: str, shape: str) -> Tensor:

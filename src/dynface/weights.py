@@ -130,55 +130,72 @@ def register(spec: WeightSpec, replace: bool = False) -> WeightSpec:
     return spec
 
 
+def published(
+    folder_url: str,
+    filename: str,
+    architecture: str,
+    description: str,
+    *,
+    name: str | None = None,
+    sha256: str | None = None,
+    size: int | None = None,
+    size_range: tuple[int, int] | None = None,
+) -> WeightSpec:
+    """The entry of `filename` as published under `folder_url`, named after the file's stem
+    unless `name` is given; `sha256` and `size` when the publisher gives them, else a range."""
+    return WeightSpec(
+        name=name or Path(filename).stem,
+        filename=filename,
+        url=f"{folder_url}/{filename}",
+        sha256=sha256,
+        size=size,
+        architecture=architecture,
+        description=description,
+        size_range=size_range,
+    )
+
+
 # Upstream publishes neither sha256 nor size: the ranges span the networks' parameters stored as
 # float16 up to float32 plus buffers and wrappers (prior: 160 M parameters, 639 MB as float32;
 # restorer: 15.8 M parameters, 90 MB as float32 with its attention buffers).
 register(
-    WeightSpec(
-        name="iddpm_ffhq512_ema500000",
-        filename="iddpm_ffhq512_ema500000.pth",
-        url=f"{_DIFFACE_RELEASE}/iddpm_ffhq512_ema500000.pth",
-        sha256=None,
-        size=None,
-        architecture="unet-iddpm-512",
-        description="DifFace diffusion prior: improved-DDPM UNet on FFHQ 512 (EMA weights).",
+    published(
+        _DIFFACE_RELEASE,
+        "iddpm_ffhq512_ema500000.pth",
+        "unet-iddpm-512",
+        "DifFace diffusion prior: improved-DDPM UNet on FFHQ 512 (EMA weights).",
         size_range=(300 * _MB, 720 * _MB),
     )
 )
 register(
-    WeightSpec(
-        name="swinir_restoration512_L1",
-        filename="swinir_restoration512_L1.pth",
-        url=f"{_DIFFACE_RELEASE}/swinir_restoration512_L1.pth",
-        sha256=None,
-        size=None,
-        architecture="swinir-512",
-        description="DifFace restorer: SwinIR trained with L1 loss on synthetic degraded FFHQ 512.",
+    published(
+        _DIFFACE_RELEASE,
+        "swinir_restoration512_L1.pth",
+        "swinir-512",
+        "DifFace restorer: SwinIR trained with L1 loss on synthetic degraded FFHQ 512.",
         size_range=(30 * _MB, 110 * _MB),
     )
 )
 # Real-ESRGAN (BSD-3-Clause) background upsamplers. Upstream publishes no sha256; these values
 # and sizes agree across several independent public manifests of the same release assets.
 register(
-    WeightSpec(
-        name="RealESRGAN_x2plus",
-        filename="RealESRGAN_x2plus.pth",
-        url=f"{_REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",
+    published(
+        f"{_REALESRGAN_RELEASES}/v0.2.1",
+        "RealESRGAN_x2plus.pth",
+        "rrdbnet-x2",
+        "Real-ESRGAN x2plus (BSD-3-Clause): background upsampler for --upscale <= 2.",
         sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
         size=67_061_725,
-        architecture="rrdbnet-x2",
-        description="Real-ESRGAN x2plus (BSD-3-Clause): background upsampler for --upscale <= 2.",
     )
 )
 register(
-    WeightSpec(
-        name="RealESRGAN_x4plus",
-        filename="RealESRGAN_x4plus.pth",
-        url=f"{_REALESRGAN_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
+    published(
+        f"{_REALESRGAN_RELEASES}/v0.1.0",
+        "RealESRGAN_x4plus.pth",
+        "rrdbnet-x4",
+        "Real-ESRGAN x4plus (BSD-3-Clause): background upsampler for --upscale > 2.",
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
         size=67_040_989,
-        architecture="rrdbnet-x4",
-        description="Real-ESRGAN x4plus (BSD-3-Clause): background upsampler for --upscale > 2.",
     )
 )
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dynface.method.dsst import DSSTable
 
 app = typer.Typer(
     help=(
@@ -73,8 +78,18 @@ def show(
 ) -> None:
     """Print a table and plot s -> t."""
     from rich.console import Console
-    from rich.table import Table
 
+    table = _load_table(table_path)
+    console = Console()
+    _print_table(table, table_path, every, console)
+    target = _plot_target(table_path, plot, overwrite, console)
+    if target is not None:
+        _plot(table, target)
+        console.print(f"plot: {target}")
+
+
+def _load_table(table_path: Path | None) -> DSSTable:
+    """The table at `table_path`, or the shipped one; a missing or bad file is a usage error."""
     from dynface.method.dsst import DSSTable
 
     if table_path is not None and not table_path.is_file():
@@ -84,25 +99,26 @@ def show(
             param_hint="TABLE_PATH",
         )
     try:
-        table = DSSTable.load(table_path) if table_path else DSSTable.default()
+        return DSSTable.load(table_path) if table_path else DSSTable.default()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TABLE_PATH") from exc
+
+
+def _print_table(table: DSSTable, table_path: Path | None, every: float, console: Console) -> None:
+    """The s -> t rows as a rich table, then the table's provenance."""
+    from rich.table import Table
+
     prov = table.provenance
     out = Table(title=f"DSST {table_path or '(default)'}: tol={table.tol:.5f}")
     out.add_column("s (px at 512)", justify="right")
     out.add_column("t (of 1000)", justify="right")
     for s, t in table.rows(every):
         out.add_row(f"{s:g}", str(t))
-    console = Console()
     console.print(out)
     console.print(
         f"faces: {prov.get('faces')}  source: {prov.get('source')}  "
         f"created: {prov.get('created')}  dynface: {prov.get('dynface_version')}"
     )
-    target = _plot_target(table_path, plot, overwrite, console)
-    if target is not None:
-        _plot(table, target)
-        console.print(f"plot: {target}")
 
 
 def _plot_target(

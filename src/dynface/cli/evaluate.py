@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,38 +34,63 @@ class LpipsNet(StrEnum):
 ALL_METRICS = "psnr, ssim, psnr_y, ssim_y, lpips, fid, niqe, idd, lmd"
 
 
-@app.callback()
-def run(
-    ctx: typer.Context,
-    restored: Path | None = typer.Option(None, "--restored", help="Folder of restored images."),
-    gt: Path | None = typer.Option(None, "--gt", help="Ground-truth folder (same file names)."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Report folder to write."),
-    metrics: str = typer.Option(
-        "all",
+RestoredOption = Annotated[
+    Path | None, typer.Option("--restored", help="Folder of restored images.")
+]
+GtOption = Annotated[
+    Path | None, typer.Option("--gt", help="Ground-truth folder (same file names).")
+]
+ReportOption = Annotated[Path | None, typer.Option("-o", "--out", help="Report folder to write.")]
+MetricsOption = Annotated[
+    str,
+    typer.Option(
         "--metrics",
         help=f"Comma-separated list, e.g. psnr,lpips. all: {ALL_METRICS}. A metric you name "
         "that cannot run makes the exit status 1.",
     ),
-    fid_ref: Path | None = typer.Option(
-        None, "--fid-ref", help="FID reference: a folder or a statistics .npz (default: --gt)."
-    ),
-    weights_dir: Path | None = typer.Option(
-        None, "--weights-dir", help="Folder holding LPIPS/FID weight files."
-    ),
-    download: bool = typer.Option(
-        False, "--download", help="Download missing LPIPS/FID weights from their registry URLs."
-    ),
-    lpips_net: LpipsNet = typer.Option(LpipsNet.alex, "--lpips-net", help="LPIPS trunk."),
-    name: str | None = typer.Option(None, "--name", help="Method name in the report."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
-    batch_size: int = typer.Option(
-        8,
+]
+FidRefOption = Annotated[
+    Path | None,
+    typer.Option("--fid-ref", help="FID reference: a folder or a statistics .npz (default: --gt)."),
+]
+WeightsDirOption = Annotated[
+    Path | None, typer.Option("--weights-dir", help="Folder holding LPIPS/FID weight files.")
+]
+DownloadOption = Annotated[
+    bool,
+    typer.Option("--download", help="Download missing LPIPS/FID weights from their registry URLs."),
+]
+LpipsNetOption = Annotated[LpipsNet, typer.Option("--lpips-net", help="LPIPS trunk.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Method name in the report.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
         "--batch-size",
         min=1,
         help="Images per batch on the device (lower it if memory runs out).",
     ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse or store features."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
+]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store features.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing report.")]
+
+
+@app.callback()
+def run(
+    ctx: typer.Context,
+    restored: RestoredOption = None,
+    gt: GtOption = None,
+    out: ReportOption = None,
+    metrics: MetricsOption = "all",
+    fid_ref: FidRefOption = None,
+    weights_dir: WeightsDirOption = None,
+    download: DownloadOption = False,
+    lpips_net: LpipsNetOption = LpipsNet.alex,
+    name: NameOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 8,
+    no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Score a folder of restored images (pairs matched by file name stem)."""
     if ctx.invoked_subcommand is not None:

@@ -9,7 +9,7 @@ numbers refer to Song et al., "Denoising Diffusion Implicit Models" (ICLR 2021).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +85,14 @@ class Diffusion:
         idx = torch.as_tensor(index, device=like.device).long().expand(like.shape[0])
         return table[idx].view(-1, 1, 1, 1)
 
+    def start_indices(self, start_index: int | Tensor, batch: int) -> Tensor:
+        """Each sample's start index as (batch,) long on the CPU, from one index or one per
+        sample; an index outside [0, num_steps - 1] raises ValueError."""
+        starts = torch.as_tensor(start_index).cpu().long().expand(batch)
+        if int(starts.max()) >= self.num_steps or int(starts.min()) < 0:
+            raise ValueError(f"start index must lie in [0, {self.num_steps - 1}]")
+        return starts
+
     def q_sample(self, x0: Tensor, index: Tensor | int, noise: Tensor | None = None) -> Tensor:
         """Noise clean images `x0` to respaced step `index` (int or one per sample)."""
         noise = torch.randn_like(x0) if noise is None else noise
@@ -148,16 +156,12 @@ class Diffusion:
         under way are evaluated; `x0_hook` sees their x0 and their row numbers. `noise` draws the
         stochastic part (default: the global generator); `callback` gets a `StepInfo` per step.
         """
-        b = x.shape[0]
-        starts = torch.as_tensor(start_index).cpu().long().expand(b)
-        if int(starts.max()) >= self.num_steps or int(starts.min()) < 0:
-            raise ValueError(f"start index must lie in [0, {self.num_steps - 1}]")
-        eta_all = torch.as_tensor(eta, dtype=torch.float32).flatten().expand(b).to(x.device)
+        starts = self.start_indices(start_index, x.shape[0])
+        eta_all = per_sample(eta, x.shape[0]).to(x.device)
         draw = noise or noise_sampler(None, x.shape, x.device)
         x = x.clone()
-        for index in range(int(starts.max()), -1, -1):
-            # 1. The samples under way: each joins at its own start index.
-            rows = (starts >= index).nonzero().squeeze(1)
+        # 1. The samples under way: each joins at its own start index.
+        for index, rows in steps_under_way(starts):
             on_device = rows.to(x.device)
             # 2. Fresh noise for the stochastic term (sigma_t epsilon_t, eq. 12); none at t = 0.
             step_noise = draw(rows, index) if index > 0 else None
@@ -173,6 +177,18 @@ class Diffusion:
             if callback is not None:
                 callback(StepInfo(index, int(self.timesteps[index]), rows, x, x0))
         return x
+
+
+def per_sample(value: float | Tensor, batch: int) -> Tensor:
+    """One value or one per sample (e.g. eta) as (batch,) float32 on the CPU."""
+    return torch.as_tensor(value, dtype=torch.float32).flatten().expand(batch)
+
+
+def steps_under_way(starts: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """(index, rows) from the latest start index down to 0: `rows` (n,) are the samples under
+    way at `index`, each having joined at its own start (`starts`, (B,) on the CPU)."""
+    for index in range(int(starts.max()), -1, -1):
+        yield index, (starts >= index).nonzero().squeeze(1)
 
 
 def _bind(hook: X0Hook, index: int, rows: Tensor) -> Callable[[Tensor], Tensor]:

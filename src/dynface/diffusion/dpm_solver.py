@@ -23,7 +23,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dynface.diffusion.ddim import Diffusion, NoiseSampler, StepInfo, X0Hook, noise_sampler
+from dynface.diffusion.ddim import (
+    Diffusion,
+    NoiseSampler,
+    StepInfo,
+    X0Hook,
+    noise_sampler,
+    per_sample,
+    steps_under_way,
+)
 
 
 def _log_snr(alpha_cumprod: float) -> float:
@@ -63,17 +71,13 @@ def sample_dpm_2m(
     Same arguments, hook calls and noise draws as `diffusion.sample`, so a chain of first-order
     steps is DDIM's chain exactly; `callback` gets a `StepInfo` per step.
     """
-    b = x.shape[0]
-    starts = torch.as_tensor(start_index).cpu().long().expand(b)
-    if int(starts.max()) >= diffusion.num_steps or int(starts.min()) < 0:
-        raise ValueError(f"start index must lie in [0, {diffusion.num_steps - 1}]")
-    eta_all = torch.as_tensor(eta, dtype=torch.float32).flatten().expand(b)
+    starts = diffusion.start_indices(start_index, x.shape[0])
+    eta_all = per_sample(eta, x.shape[0])
     draw = noise or noise_sampler(None, x.shape, x.device)
     x = x.clone()
     previous_eps = torch.zeros_like(x, dtype=torch.float32)
-    for index in range(int(starts.max()), -1, -1):
-        # 1. The samples under way; those that were also under way at index + 1 get order 2.
-        rows = (starts >= index).nonzero().squeeze(1)
+    # 1. The samples under way; those that were also under way at index + 1 get order 2.
+    for index, rows in steps_under_way(starts):
         on_device = rows.to(x.device)
         warm = starts[rows] > index
         # 2. The DDIM step: eps and clipped x0 (DDIM eq. 9), hooked x0, update (eq. 12).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch.nn.functional as F
 
@@ -56,26 +57,12 @@ def build_traces(
     dgsa_means: list[float | None] | None = None,
 ) -> list[FaceTrace]:
     """The traces of one sampled batch."""
-    starts = plan.start_index.tolist()
-    common = [
-        {
-            "mode": plan.mode,
-            "start_index": start,
-            "start_t": int(diffusion.timesteps[start]),
-            "eta": round(eta, 4),
-            "nfe": nfe,
-            "timing": dict(timing),
-            "fidelity": plan.levers.fidelity,
-        }
-        for start, eta, nfe in zip(starts, plan.eta.tolist(), plan.nfe.tolist(), strict=True)
-    ]
+    common = _common_fields(plan, diffusion, timing)
     if plan.mode == "difface" or plan.s_star is None:
         return [FaceTrace(**c) for c in common]
     assert plan.s_levels is not None and plan.t_levels is not None
-    thumbs = None
-    if plan.dgsa_map is not None:
-        thumbs = F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
-    means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(starts)]
+    thumbs = _dgsa_thumbnails(plan)
+    means = [None if m is None else round(m, 4) for m in dgsa_means or [None] * len(common)]
     assert plan.s_effective is not None
     mu, lam, dgsa_range = _effective_guidance(plan, method)
     return [
@@ -94,8 +81,37 @@ def build_traces(
             lam=lam,
             dgsa_range=dgsa_range,
         )
-        for b in range(len(starts))
+        for b in range(len(common))
     ]
+
+
+def _common_fields(
+    plan: SamplingPlan, diffusion: Diffusion, timing: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The fields every mode records, one dict per face: start step, eta, cost, timing."""
+    starts, etas, nfes = plan.start_index.tolist(), plan.eta.tolist(), plan.nfe.tolist()
+    return [
+        {
+            "mode": plan.mode,
+            "start_index": start,
+            "start_t": int(diffusion.timesteps[start]),
+            "eta": round(eta, 4),
+            "nfe": nfe,
+            "timing": dict(timing),
+            "fidelity": plan.levers.fidelity,
+        }
+        for start, eta, nfe in zip(starts, etas, nfes, strict=True)
+    ]
+
+
+def _dgsa_thumbnails(plan: SamplingPlan) -> list[list[list[float]]] | None:
+    """Each face's static DGSA map averaged down to THUMBNAIL x THUMBNAIL, or None."""
+    if plan.dgsa_map is None:
+        return None
+    thumbs: list[list[list[float]]] = (
+        F.adaptive_avg_pool2d(plan.dgsa_map.float(), THUMBNAIL)[:, 0].cpu().tolist()
+    )
+    return thumbs
 
 
 def _effective_guidance(

@@ -144,16 +144,8 @@ def compare(
         raise FileExistsError(f"{out} already holds {', '.join(existing)}; pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
     present = [m for m in METRICS if any(m in s for s in summaries)]
-    with open(out / "compare.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["method", *present])
-        for name, s in zip(names, summaries, strict=True):
-            writer.writerow([name, *(_fmt(s.get(m)) for m in present)])
-    header = "| method | " + " | ".join(f"{LABELS[m]} {_arrow(m)}" for m in present) + " |"
-    lines = ["# Comparison", "", header, "|---" * (len(present) + 1) + "|"]
-    for name, s in zip(names, summaries, strict=True):
-        lines.append(f"| {name} | " + " | ".join(_fmt(s.get(m)) or "—" for m in present) + " |")
-    lines += ["", "— = missing in that report (see its summary.md for why).", ""]
+    _write_compare_csv(out / "compare.csv", names, summaries, present)
+    lines = _compare_table(names, summaries, present)
     points = [(n, s[x], s[y]) for n, s in zip(names, summaries, strict=True) if _plottable(s, x, y)]
     skipped = [n for n, s in zip(names, summaries, strict=True) if not _plottable(s, x, y)]
     if not points:
@@ -164,6 +156,28 @@ def compare(
     (out / "compare.md").write_text("\n".join(lines), encoding="utf-8")
     _scatter(points, x, y, plot)
     return {"markdown": out / "compare.md", "csv": out / "compare.csv", "plot": plot}
+
+
+def _write_compare_csv(
+    path: Path, names: list[str], summaries: list[dict[str, object]], metrics: list[str]
+) -> None:
+    """compare.csv: one row per method, one column per metric (empty when missing)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["method", *metrics])
+        for name, s in zip(names, summaries, strict=True):
+            writer.writerow([name, *(_fmt(s.get(m)) for m in metrics)])
+
+
+def _compare_table(
+    names: list[str], summaries: list[dict[str, object]], metrics: list[str]
+) -> list[str]:
+    """The lines of compare.md's table: one row per method, "—" where a report lacks a metric."""
+    header = "| method | " + " | ".join(f"{LABELS[m]} {_arrow(m)}" for m in metrics) + " |"
+    lines = ["# Comparison", "", header, "|---" * (len(metrics) + 1) + "|"]
+    for name, s in zip(names, summaries, strict=True):
+        lines.append(f"| {name} | " + " | ".join(_fmt(s.get(m)) or "—" for m in metrics) + " |")
+    return [*lines, "", "— = missing in that report (see its summary.md for why).", ""]
 
 
 def _plottable(summary: dict[str, object], x: str, y: str) -> bool:

@@ -8,6 +8,7 @@ convention), so those entries carry `sha256=None` and `load_state_dict` checks t
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from dynface.weights import (
     WeightsUnavailable,
     get_spec,
     locate,
+    published,
     record_loaded,
     register,
     resolve,
@@ -55,71 +57,71 @@ class MetricWeights:
 METRIC_WEIGHTS: dict[str, MetricWeights] = {}
 
 
-def _add(spec: WeightSpec, sha256_prefix: str | None = None) -> None:
-    """Register `spec` with dynface's registry and remember its published hash prefix."""
-    METRIC_WEIGHTS[spec.name] = MetricWeights(register(spec), sha256_prefix)
+def _add(spec: WeightSpec) -> None:
+    """Register `spec` with dynface's registry and remember the hash prefix published in its
+    file name (`<stem>-<hex>.pth`, torch.hub's convention) when it has no full sha256."""
+    prefix = None
+    if spec.sha256 is None:
+        match = re.search(r"-([0-9a-f]{8,})\.pth$", spec.filename)
+        if match is None:
+            raise ValueError(f"{spec.filename}: no sha256 and no hash prefix in the file name")
+        prefix = match.group(1)
+    METRIC_WEIGHTS[spec.name] = MetricWeights(register(spec), prefix)
+
+
+def _lpips_heads(net: str, trunk: str, sha256: str, size: int) -> WeightSpec:
+    """LPIPS v0.1's linear heads for one trunk (`net`: alex, vgg), stored under a name that
+    says what they are."""
+    return WeightSpec(
+        name=f"lpips_{net}_lin",
+        filename=f"lpips_v0.1_{net}.pth",
+        url=f"{_LPIPS_RAW}/{net}.pth",
+        sha256=sha256,
+        size=size,
+        architecture=f"lpips-lin-{net}",
+        description=f"LPIPS v0.1 linear heads for {trunk} (richzhang/PerceptualSimilarity, BSD-2).",
+    )
 
 
 _add(
-    WeightSpec(
+    published(
+        _TORCHVISION,
+        "alexnet-owt-7be5be79.pth",
+        "alexnet-torchvision",
+        "LPIPS backbone: torchvision's ImageNet AlexNet (BSD-3-Clause).",
         name="lpips_alex_backbone",
-        filename="alexnet-owt-7be5be79.pth",
-        url=f"{_TORCHVISION}/alexnet-owt-7be5be79.pth",
-        sha256=None,
-        size=None,
-        architecture="alexnet-torchvision",
-        description="LPIPS backbone: torchvision's ImageNet AlexNet (BSD-3-Clause).",
         size_range=(230 * _MB, 260 * _MB),
-    ),
-    sha256_prefix="7be5be79",
-)
-_add(
-    WeightSpec(
-        name="lpips_alex_lin",
-        filename="lpips_v0.1_alex.pth",
-        url=f"{_LPIPS_RAW}/alex.pth",
-        sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
-        size=6009,
-        architecture="lpips-lin-alex",
-        description="LPIPS v0.1 linear heads for AlexNet (richzhang/PerceptualSimilarity, BSD-2).",
     )
 )
 _add(
-    WeightSpec(
+    _lpips_heads(
+        "alex", "AlexNet", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009
+    )
+)
+_add(
+    published(
+        _TORCHVISION,
+        "vgg16-397923af.pth",
+        "vgg16-torchvision",
+        "LPIPS backbone: torchvision's ImageNet VGG-16 (BSD-3-Clause).",
         name="lpips_vgg_backbone",
-        filename="vgg16-397923af.pth",
-        url=f"{_TORCHVISION}/vgg16-397923af.pth",
-        sha256=None,
-        size=None,
-        architecture="vgg16-torchvision",
-        description="LPIPS backbone: torchvision's ImageNet VGG-16 (BSD-3-Clause).",
         size_range=(520 * _MB, 590 * _MB),
-    ),
-    sha256_prefix="397923af",
-)
-_add(
-    WeightSpec(
-        name="lpips_vgg_lin",
-        filename="lpips_v0.1_vgg.pth",
-        url=f"{_LPIPS_RAW}/vgg.pth",
-        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
-        size=7289,
-        architecture="lpips-lin-vgg",
-        description="LPIPS v0.1 linear heads for VGG-16 (richzhang/PerceptualSimilarity, BSD-2).",
     )
 )
 _add(
-    WeightSpec(
+    _lpips_heads(
+        "vgg", "VGG-16", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289
+    )
+)
+_add(
+    published(
+        _FID_RELEASE,
+        "pt_inception-2015-12-05-6726825d.pth",
+        "inception-v3-fid",
+        "FID InceptionV3 (TF 2015-12-05 graph ported by pytorch-fid, Apache-2.0).",
         name="fid_inception_v3",
-        filename="pt_inception-2015-12-05-6726825d.pth",
-        url=f"{_FID_RELEASE}/pt_inception-2015-12-05-6726825d.pth",
-        sha256=None,
-        size=None,
-        architecture="inception-v3-fid",
-        description="FID InceptionV3 (TF 2015-12-05 graph ported by pytorch-fid, Apache-2.0).",
         size_range=(85 * _MB, 105 * _MB),
-    ),
-    sha256_prefix="6726825d",
+    )
 )
 
 
