@@ -38,6 +38,11 @@ RANDOM_WEIGHTS_NOTE = (
     "**Smoke-test networks** (random weights, `{config}`): the faces come out as noise. "
     "Start `dynface ui` without `--config` after `dynface weights download` for real restorations."
 )
+METHOD_NOTE = (
+    "The method's own levers, for experts (the fidelity slider above moves them together). "
+    "Guidance pulls each step towards the input; DGSA decides where; eta is the "
+    "noise re-injected per step (dynamic: set from the blur level)."
+)
 CSS = "#dynface-status {min-height: 2em}"
 
 
@@ -83,77 +88,26 @@ class Controls:
     """The input components, in the order the handlers and `/restore` take them."""
 
     def __init__(self, options: PageOptions) -> None:
-        defaults = options.method
         self.aligned = gr.Checkbox(
             False,
             label="already aligned",
             info="The photos are square face crops (FFHQ-style); skip face detection.",
         )
-        self.fidelity = gr.Slider(
-            0,
-            1,
-            value=DEFAULT_FIDELITY,
-            step=0.05,
-            label="fidelity",
-            info="0: more detail from the prior (may drift from the person) · "
-            "1: closer to the input (less invented detail) · 0.5: the method as published.",
-            elem_id="dynface-fidelity",
-        )
+        self.fidelity = _fidelity_slider()
         with gr.Accordion("Method", open=False):
-            gr.Markdown(
-                "The method's own levers, for experts (the fidelity slider above moves "
-                "them together). "
-                "Guidance pulls each step towards the input; DGSA decides where; eta is the "
-                "noise re-injected per step (dynamic: set from the blur level)."
-            )
-            self.guidance = gr.Radio(
-                list(GUIDANCE_MODES), value=defaults.guidance, label="guidance"
-            )
-            self.dgsa = gr.Radio(
-                _dgsa_choices(defaults.dgsa),
-                value=defaults.dgsa,
-                label="DGSA map",
-                elem_id="dynface-dgsa",
-            )
-            self.eta = gr.Dropdown(
-                ["dynamic", "0", "0.5", "1"],
-                value=defaults.eta,
-                label="eta",
-                allow_custom_value=True,
-            )
+            gr.Markdown(METHOD_NOTE)
+            self.guidance, self.dgsa, self.eta = _method_controls(options.method)
         with gr.Accordion("Advanced", open=False):
-            self.steps = gr.Dropdown(
-                [(f"config default ({options.default_steps})", ""), "ddim25", "ddim50", "250"],
-                value="",
-                label="steps",
-                info="ddimN: N evenly spaced steps (faster, a little less detail).",
-                allow_custom_value=True,
-                elem_id="dynface-steps",
-            )
+            self.steps = _steps_dropdown(options.default_steps)
             with gr.Row():
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
             self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
-            self.background = gr.Radio(
-                list(BACKGROUND_CHOICES),
-                value="auto",
-                label="background upsampler",
-                info="realesrgan: Real-ESRGAN (needs its weights) · none: bicubic · auto: "
-                "Real-ESRGAN when its weights and a GPU are there.",
-                elem_id="dynface-background",
-            )
+            self.background = _background_radio()
             self.only_center = gr.Checkbox(
                 False, label="only the centre face", elem_id="dynface-only-center"
             )
-            with gr.Row():
-                self.device = gr.Radio(device_choices(), value="auto", label="device")
-                self.precision = gr.Radio(precision_choices(), value="fp32", label="precision")
-            self.backend = gr.Radio(
-                backend_choices(),
-                value="auto",
-                label="backend",
-                info="auto: the fastest runtime installed for this device and precision.",
-            )
+            self.device, self.precision, self.backend = _runtime_controls()
 
     def settings_inputs(self) -> list[gr.components.Component]:
         """Every setting, in the order of `settings_from`."""
@@ -173,6 +127,76 @@ class Controls:
             self.backend,
             self.background,
         ]
+
+
+def _fidelity_slider() -> gr.Slider:
+    """One lever from "trust the prior" (0) to "trust the input" (1); 0.5 is the paper."""
+    return gr.Slider(
+        0,
+        1,
+        value=DEFAULT_FIDELITY,
+        step=0.05,
+        label="fidelity",
+        info="0: more detail from the prior (may drift from the person) · "
+        "1: closer to the input (less invented detail) · 0.5: the method as published.",
+        elem_id="dynface-fidelity",
+    )
+
+
+def _method_controls(defaults: MethodChoices) -> tuple[gr.Radio, gr.Radio, gr.Dropdown]:
+    """The method's own levers: guidance, DGSA map and eta, preset from the config."""
+    guidance = gr.Radio(list(GUIDANCE_MODES), value=defaults.guidance, label="guidance")
+    dgsa = gr.Radio(
+        _dgsa_choices(defaults.dgsa),
+        value=defaults.dgsa,
+        label="DGSA map",
+        elem_id="dynface-dgsa",
+    )
+    eta = gr.Dropdown(
+        ["dynamic", "0", "0.5", "1"],
+        value=defaults.eta,
+        label="eta",
+        allow_custom_value=True,
+    )
+    return guidance, dgsa, eta
+
+
+def _steps_dropdown(default_steps: str) -> gr.Dropdown:
+    """The sampling steps: the config's (empty value) or a respacing typed or picked."""
+    return gr.Dropdown(
+        [(f"config default ({default_steps})", ""), "ddim25", "ddim50", "250"],
+        value="",
+        label="steps",
+        info="ddimN: N evenly spaced steps (faster, a little less detail).",
+        allow_custom_value=True,
+        elem_id="dynface-steps",
+    )
+
+
+def _background_radio() -> gr.Radio:
+    """How the photo around the faces is enlarged."""
+    return gr.Radio(
+        list(BACKGROUND_CHOICES),
+        value="auto",
+        label="background upsampler",
+        info="realesrgan: Real-ESRGAN (needs its weights) · none: bicubic · auto: "
+        "Real-ESRGAN when its weights and a GPU are there.",
+        elem_id="dynface-background",
+    )
+
+
+def _runtime_controls() -> tuple[gr.Radio, gr.Radio, gr.Radio]:
+    """Where and how the networks run: device and precision side by side, then the backend."""
+    with gr.Row():
+        device = gr.Radio(device_choices(), value="auto", label="device")
+        precision = gr.Radio(precision_choices(), value="fp32", label="precision")
+    backend = gr.Radio(
+        backend_choices(),
+        value="auto",
+        label="backend",
+        info="auto: the fastest runtime installed for this device and precision.",
+    )
+    return device, precision, backend
 
 
 def settings_from(
@@ -370,54 +394,74 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
             gr.Markdown(RANDOM_WEIGHTS_NOTE.format(config=options.config))
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                photos = gr.File(
-                    label="photos (one or several)",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
-                    elem_id="dynface-photos",
-                )
-                controls = Controls(options)
-                with gr.Row():
-                    restore = gr.Button("Restore", variant="primary", elem_id="dynface-restore")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
-                if options.examples:
-                    gr.Examples(
-                        examples=_examples(options.examples, options.method),
-                        inputs=[photos, *controls.settings_inputs()],
-                        label="samples (public domain; also set the controls)",
-                        example_labels=_example_labels(options.examples),
-                    )
+                inputs = _inputs(options)
             with gr.Column(scale=2):
                 outputs = _outputs()
-        settings = controls.settings_inputs()
-        run = restore.click(
-            handlers.restore,
-            inputs=[photos, *settings],
-            outputs=outputs,
-            api_name="restore_page",
-            concurrency_id="device",
-            concurrency_limit=1,
-            api_visibility="private",
-        )
-        cancel.click(
-            handlers.cancel,
-            outputs=outputs[0],
-            cancels=[run],
-            queue=False,
-            api_name="cancel",
-            api_visibility="private",
-        )
-        selector, slider, state = outputs[1], outputs[2], outputs[-1]
-        selector.change(
-            lambda name, pairs: pairs.get(name),
-            inputs=[selector, state],
-            outputs=slider,
-            api_name="show_photo",
-            api_visibility="private",
-        )
-        _api_endpoint(handlers, settings)
+        _page_events(handlers, inputs, outputs)
+        _api_endpoint(handlers, inputs.controls.settings_inputs())
     return app
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The left column: the photos, every setting and the two buttons."""
+
+    photos: gr.File
+    controls: Controls
+    restore: gr.Button
+    cancel: gr.Button
+
+
+def _inputs(options: PageOptions) -> _Inputs:
+    """Photos, settings, Restore/Cancel and the samples that preset them, top to bottom."""
+    photos = gr.File(
+        label="photos (one or several)",
+        file_count="multiple",
+        file_types=["image"],
+        type="filepath",
+        elem_id="dynface-photos",
+    )
+    controls = Controls(options)
+    with gr.Row():
+        restore = gr.Button("Restore", variant="primary", elem_id="dynface-restore")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
+    if options.examples:
+        gr.Examples(
+            examples=_examples(options.examples, options.method),
+            inputs=[photos, *controls.settings_inputs()],
+            label="samples (public domain; also set the controls)",
+            example_labels=_example_labels(options.examples),
+        )
+    return _Inputs(photos, controls, restore, cancel)
+
+
+def _page_events(handlers: Handlers, inputs: _Inputs, outputs: list[Any]) -> None:
+    """Restore fills the outputs, Cancel stops it, the photo picker switches the slider."""
+    run = inputs.restore.click(
+        handlers.restore,
+        inputs=[inputs.photos, *inputs.controls.settings_inputs()],
+        outputs=outputs,
+        api_name="restore_page",
+        concurrency_id="device",
+        concurrency_limit=1,
+        api_visibility="private",
+    )
+    inputs.cancel.click(
+        handlers.cancel,
+        outputs=outputs[0],
+        cancels=[run],
+        queue=False,
+        api_name="cancel",
+        api_visibility="private",
+    )
+    selector, slider, state = outputs[1], outputs[2], outputs[-1]
+    selector.change(
+        lambda name, pairs: pairs.get(name),
+        inputs=[selector, state],
+        outputs=slider,
+        api_name="show_photo",
+        api_visibility="private",
+    )
 
 
 def _outputs() -> list[Any]:
