@@ -6,10 +6,13 @@ restored photo first out, the traces second) for `gradio_client` and scripts.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 import torch
@@ -231,6 +234,45 @@ def settings_from(
     )
 
 
+#: The handlers' setting parameters: those of `settings_from`, in its order.
+_SETTINGS_PARAMETERS = [
+    parameter.replace(default=inspect.Parameter.empty)
+    for parameter in inspect.signature(settings_from).parameters.values()
+]
+T = TypeVar("T")
+
+
+def _settings_as_parameters(handler: Callable[..., T]) -> Callable[..., T]:
+    """Give a handler that takes `settings: JobSettings` one parameter per control instead.
+
+    Gradio passes each input component as its own argument and names the `/restore` API's
+    parameters after the handler's signature, so `settings` is spelled out there as the
+    parameters of `settings_from` (without defaults: the components hold them); Gradio still
+    injects `gr.Request` and `gr.Progress` from the annotations and defaults kept alongside.
+    """
+    own = inspect.signature(handler)
+    parameters: list[inspect.Parameter] = []
+    for parameter in own.parameters.values():
+        parameters.extend(_SETTINGS_PARAMETERS if parameter.name == "settings" else [parameter])
+    signature = own.replace(parameters=parameters)
+
+    @functools.wraps(handler)
+    def expanded(*args: Any, **kwargs: Any) -> T:
+        arguments = signature.bind(*args, **kwargs).arguments
+        values = {
+            parameter.name: arguments.pop(parameter.name) for parameter in _SETTINGS_PARAMETERS
+        }
+        return handler(**arguments, settings=settings_from(**values))
+
+    expanded.__signature__ = signature  # type: ignore[attr-defined]
+    expanded.__annotations__ = {
+        parameter.name: parameter.annotation
+        for parameter in parameters
+        if parameter.annotation is not inspect.Parameter.empty
+    } | {"return": own.return_annotation}
+    return expanded
+
+
 class Handlers:
     """Event handlers: run a job for a browser session, cancel it, show one photo."""
 
@@ -238,31 +280,15 @@ class Handlers:
         self.runner = runner
         self._cancels: dict[str, threading.Event] = {}
 
+    @_settings_as_parameters
     def restore(
         self,
         photos: list[str] | None,
-        aligned: bool,
-        fidelity: float,
-        guidance: str,
-        dgsa: str,
-        eta: str,
-        steps: str | None,
-        seed: float | None,
-        random_seed: bool,
-        upscale: float,
-        only_center: bool,
-        device: str,
-        precision: str,
-        backend: str,
-        background: str,
+        settings: JobSettings,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """The Restore button: run the job, fill every output."""
-        settings = settings_from(
-            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend, background,
-        )  # fmt: skip
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
         first = result.photos[0]
@@ -277,30 +303,11 @@ class Handlers:
             {photo.name: (str(photo.before), str(photo.after)) for photo in result.photos},
         )
 
+    @_settings_as_parameters
     def restore_api(
-        self,
-        photo: str | None,
-        aligned: bool,
-        fidelity: float,
-        guidance: str,
-        dgsa: str,
-        eta: str,
-        steps: str | None,
-        seed: float | None,
-        random_seed: bool,
-        upscale: float,
-        only_center: bool,
-        device: str,
-        precision: str,
-        backend: str,
-        background: str,
-        request: gr.Request,
+        self, photo: str | None, settings: JobSettings, request: gr.Request
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
-        settings = settings_from(
-            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend, background,
-        )  # fmt: skip
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
