@@ -250,6 +250,16 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
     parameters = api["named_endpoints"]["/restore"]["parameters"]
     assert parameters[0]["label"] == "photo" and not parameters[0]["parameter_has_default"]
     assert all(parameter["parameter_has_default"] for parameter in parameters[1:])
+    # The names scripts pass by keyword, in the order of a positional data list.
+    assert [parameter["parameter_name"] for parameter in parameters] == [
+        "photo", "aligned", "fidelity", "guidance", "dgsa", "eta", "steps", "seed", "random_seed",
+        "upscale", "only_center", "device", "precision", "backend", "background",
+    ]  # fmt: skip
+    defaults = {
+        parameter["parameter_name"]: parameter["parameter_default"] for parameter in parameters
+    }
+    assert defaults["fidelity"] == 0.5 and defaults["background"] == "auto"
+    assert defaults["random_seed"] is True and defaults["steps"] == ""
     photo = SAMPLES / "grace_hopper_degraded.jpg"
     restored, traces = client.predict(gradio_client.handle_file(str(photo)), api_name="/restore")
     from dynface.io import read_image

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,41 +17,53 @@ EPILOG = (
     'pip install "dynface\\[ui]". See docs/ui.md.'
 )
 
+PortOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="Port (default: 7860, or the next free one)."),
+]
+ListenOption = Annotated[
+    bool,
+    typer.Option("--listen", help="Accept connections from other machines (binds 0.0.0.0)."),
+]
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DYNFACE_UI_AUTH",
+        help="Ask for a login, as user:password (or set DYNFACE_UI_AUTH, kept out of `ps`).",
+    ),
+]
+ShareOption = Annotated[
+    bool,
+    typer.Option("--share", help="Also publish a public *.gradio.live link (needs the internet)."),
+]
+MaxPhotosOption = Annotated[int, typer.Option(min=1, help="Most photos in one request.")]
+MaxMegapixelsOption = Annotated[float, typer.Option(min=0.1, help="Largest photo accepted (MP).")]
+MaxFileMbOption = Annotated[int, typer.Option(min=1, help="Largest upload accepted (MB).")]
+QueueSizeOption = Annotated[
+    int, typer.Option(min=1, help="Requests that may wait; more are refused.")
+]
+OpenOption = Annotated[bool, typer.Option("--open", help="Open the page in a browser.")]
+
 
 def ui(
     config: ConfigOption = "default",
     weights_dir: WeightsDirOption = None,
-    port: int | None = typer.Option(
-        None, min=1, max=65535, help="Port (default: 7860, or the next free one)."
-    ),
-    listen: bool = typer.Option(
-        False, "--listen", help="Accept connections from other machines (binds 0.0.0.0)."
-    ),
-    auth: str | None = typer.Option(
-        None,
-        envvar="DYNFACE_UI_AUTH",
-        help="Ask for a login, as user:password (or set DYNFACE_UI_AUTH, kept out of `ps`).",
-    ),
-    share: bool = typer.Option(
-        False, "--share", help="Also publish a public *.gradio.live link (needs the internet)."
-    ),
-    max_photos: int = typer.Option(8, min=1, help="Most photos in one request."),
-    max_megapixels: float = typer.Option(40.0, min=0.1, help="Largest photo accepted (MP)."),
-    max_file_mb: int = typer.Option(50, min=1, help="Largest upload accepted (MB)."),
-    queue_size: int = typer.Option(8, min=1, help="Requests that may wait; more are refused."),
-    open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+    port: PortOption = None,
+    listen: ListenOption = False,
+    auth: AuthOption = None,
+    share: ShareOption = False,
+    max_photos: MaxPhotosOption = 8,
+    max_megapixels: MaxMegapixelsOption = 40.0,
+    max_file_mb: MaxFileMbOption = 50,
+    queue_size: QueueSizeOption = 8,
+    open_browser: OpenOption = False,
 ) -> None:
     """Serve the web UI: restore photos, compare before/after, see what the method decided.
 
     Binds 127.0.0.1 (this machine only) unless --listen; one job runs at a time, the others
     wait in a bounded queue; uploads stay in a temporary folder removed when it stops.
     """
-    from dynface.config import ConfigError, load_config
-
-    try:
-        load_config(config)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    _check_config(config)
     credentials = _parse_auth(auth)
     if importlib.util.find_spec("gradio") is None:
         raise typer.BadParameter('the web UI needs Gradio: pip install "dynface[ui]"')
@@ -71,6 +84,16 @@ def ui(
             open_browser=open_browser,
         )
     )
+
+
+def _check_config(config: str) -> None:
+    """A config that does not load is a usage error, before Gradio is imported."""
+    from dynface.config import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
 
 
 def _parse_auth(auth: str | None) -> tuple[str, str] | None:

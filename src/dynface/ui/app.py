@@ -6,10 +6,13 @@ restored photo first out, the traces second) for `gradio_client` and scripts.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 import torch
@@ -37,6 +40,11 @@ INTRO = (
 RANDOM_WEIGHTS_NOTE = (
     "**Smoke-test networks** (random weights, `{config}`): the faces come out as noise. "
     "Start `dynface ui` without `--config` after `dynface weights download` for real restorations."
+)
+METHOD_NOTE = (
+    "The method's own levers, for experts (the fidelity slider above moves them together). "
+    "Guidance pulls each step towards the input; DGSA decides where; eta is the "
+    "noise re-injected per step (dynamic: set from the blur level)."
 )
 CSS = "#dynface-status {min-height: 2em}"
 
@@ -83,77 +91,26 @@ class Controls:
     """The input components, in the order the handlers and `/restore` take them."""
 
     def __init__(self, options: PageOptions) -> None:
-        defaults = options.method
         self.aligned = gr.Checkbox(
             False,
             label="already aligned",
             info="The photos are square face crops (FFHQ-style); skip face detection.",
         )
-        self.fidelity = gr.Slider(
-            0,
-            1,
-            value=DEFAULT_FIDELITY,
-            step=0.05,
-            label="fidelity",
-            info="0: more detail from the prior (may drift from the person) · "
-            "1: closer to the input (less invented detail) · 0.5: the method as published.",
-            elem_id="dynface-fidelity",
-        )
+        self.fidelity = _fidelity_slider()
         with gr.Accordion("Method", open=False):
-            gr.Markdown(
-                "The method's own levers, for experts (the fidelity slider above moves "
-                "them together). "
-                "Guidance pulls each step towards the input; DGSA decides where; eta is the "
-                "noise re-injected per step (dynamic: set from the blur level)."
-            )
-            self.guidance = gr.Radio(
-                list(GUIDANCE_MODES), value=defaults.guidance, label="guidance"
-            )
-            self.dgsa = gr.Radio(
-                _dgsa_choices(defaults.dgsa),
-                value=defaults.dgsa,
-                label="DGSA map",
-                elem_id="dynface-dgsa",
-            )
-            self.eta = gr.Dropdown(
-                ["dynamic", "0", "0.5", "1"],
-                value=defaults.eta,
-                label="eta",
-                allow_custom_value=True,
-            )
+            gr.Markdown(METHOD_NOTE)
+            self.guidance, self.dgsa, self.eta = _method_controls(options.method)
         with gr.Accordion("Advanced", open=False):
-            self.steps = gr.Dropdown(
-                [(f"config default ({options.default_steps})", ""), "ddim25", "ddim50", "250"],
-                value="",
-                label="steps",
-                info="ddimN: N evenly spaced steps (faster, a little less detail).",
-                allow_custom_value=True,
-                elem_id="dynface-steps",
-            )
+            self.steps = _steps_dropdown(options.default_steps)
             with gr.Row():
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
             self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
-            self.background = gr.Radio(
-                list(BACKGROUND_CHOICES),
-                value="auto",
-                label="background upsampler",
-                info="realesrgan: Real-ESRGAN (needs its weights) · none: bicubic · auto: "
-                "Real-ESRGAN when its weights and a GPU are there.",
-                elem_id="dynface-background",
-            )
+            self.background = _background_radio()
             self.only_center = gr.Checkbox(
                 False, label="only the centre face", elem_id="dynface-only-center"
             )
-            with gr.Row():
-                self.device = gr.Radio(device_choices(), value="auto", label="device")
-                self.precision = gr.Radio(precision_choices(), value="fp32", label="precision")
-            self.backend = gr.Radio(
-                backend_choices(),
-                value="auto",
-                label="backend",
-                info="auto: the fastest runtime installed for this device and precision.",
-            )
+            self.device, self.precision, self.backend = _runtime_controls()
 
     def settings_inputs(self) -> list[gr.components.Component]:
         """Every setting, in the order of `settings_from`."""
@@ -173,6 +130,76 @@ class Controls:
             self.backend,
             self.background,
         ]
+
+
+def _fidelity_slider() -> gr.Slider:
+    """One lever from "trust the prior" (0) to "trust the input" (1); 0.5 is the paper."""
+    return gr.Slider(
+        0,
+        1,
+        value=DEFAULT_FIDELITY,
+        step=0.05,
+        label="fidelity",
+        info="0: more detail from the prior (may drift from the person) · "
+        "1: closer to the input (less invented detail) · 0.5: the method as published.",
+        elem_id="dynface-fidelity",
+    )
+
+
+def _method_controls(defaults: MethodChoices) -> tuple[gr.Radio, gr.Radio, gr.Dropdown]:
+    """The method's own levers: guidance, DGSA map and eta, preset from the config."""
+    guidance = gr.Radio(list(GUIDANCE_MODES), value=defaults.guidance, label="guidance")
+    dgsa = gr.Radio(
+        _dgsa_choices(defaults.dgsa),
+        value=defaults.dgsa,
+        label="DGSA map",
+        elem_id="dynface-dgsa",
+    )
+    eta = gr.Dropdown(
+        ["dynamic", "0", "0.5", "1"],
+        value=defaults.eta,
+        label="eta",
+        allow_custom_value=True,
+    )
+    return guidance, dgsa, eta
+
+
+def _steps_dropdown(default_steps: str) -> gr.Dropdown:
+    """The sampling steps: the config's (empty value) or a respacing typed or picked."""
+    return gr.Dropdown(
+        [(f"config default ({default_steps})", ""), "ddim25", "ddim50", "250"],
+        value="",
+        label="steps",
+        info="ddimN: N evenly spaced steps (faster, a little less detail).",
+        allow_custom_value=True,
+        elem_id="dynface-steps",
+    )
+
+
+def _background_radio() -> gr.Radio:
+    """How the photo around the faces is enlarged."""
+    return gr.Radio(
+        list(BACKGROUND_CHOICES),
+        value="auto",
+        label="background upsampler",
+        info="realesrgan: Real-ESRGAN (needs its weights) · none: bicubic · auto: "
+        "Real-ESRGAN when its weights and a GPU are there.",
+        elem_id="dynface-background",
+    )
+
+
+def _runtime_controls() -> tuple[gr.Radio, gr.Radio, gr.Radio]:
+    """Where and how the networks run: device and precision side by side, then the backend."""
+    with gr.Row():
+        device = gr.Radio(device_choices(), value="auto", label="device")
+        precision = gr.Radio(precision_choices(), value="fp32", label="precision")
+    backend = gr.Radio(
+        backend_choices(),
+        value="auto",
+        label="backend",
+        info="auto: the fastest runtime installed for this device and precision.",
+    )
+    return device, precision, backend
 
 
 def settings_from(
@@ -207,6 +234,45 @@ def settings_from(
     )
 
 
+#: The handlers' setting parameters: those of `settings_from`, in its order.
+_SETTINGS_PARAMETERS = [
+    parameter.replace(default=inspect.Parameter.empty)
+    for parameter in inspect.signature(settings_from).parameters.values()
+]
+T = TypeVar("T")
+
+
+def _settings_as_parameters(handler: Callable[..., T]) -> Callable[..., T]:
+    """Give a handler that takes `settings: JobSettings` one parameter per control instead.
+
+    Gradio passes each input component as its own argument and names the `/restore` API's
+    parameters after the handler's signature, so `settings` is spelled out there as the
+    parameters of `settings_from` (without defaults: the components hold them); Gradio still
+    injects `gr.Request` and `gr.Progress` from the annotations and defaults kept alongside.
+    """
+    own = inspect.signature(handler)
+    parameters: list[inspect.Parameter] = []
+    for parameter in own.parameters.values():
+        parameters.extend(_SETTINGS_PARAMETERS if parameter.name == "settings" else [parameter])
+    signature = own.replace(parameters=parameters)
+
+    @functools.wraps(handler)
+    def expanded(*args: Any, **kwargs: Any) -> T:
+        arguments = signature.bind(*args, **kwargs).arguments
+        values = {
+            parameter.name: arguments.pop(parameter.name) for parameter in _SETTINGS_PARAMETERS
+        }
+        return handler(**arguments, settings=settings_from(**values))
+
+    expanded.__signature__ = signature  # type: ignore[attr-defined]
+    expanded.__annotations__ = {
+        parameter.name: parameter.annotation
+        for parameter in parameters
+        if parameter.annotation is not inspect.Parameter.empty
+    } | {"return": own.return_annotation}
+    return expanded
+
+
 class Handlers:
     """Event handlers: run a job for a browser session, cancel it, show one photo."""
 
@@ -214,31 +280,15 @@ class Handlers:
         self.runner = runner
         self._cancels: dict[str, threading.Event] = {}
 
+    @_settings_as_parameters
     def restore(
         self,
         photos: list[str] | None,
-        aligned: bool,
-        fidelity: float,
-        guidance: str,
-        dgsa: str,
-        eta: str,
-        steps: str | None,
-        seed: float | None,
-        random_seed: bool,
-        upscale: float,
-        only_center: bool,
-        device: str,
-        precision: str,
-        backend: str,
-        background: str,
+        settings: JobSettings,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """The Restore button: run the job, fill every output."""
-        settings = settings_from(
-            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend, background,
-        )  # fmt: skip
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
         first = result.photos[0]
@@ -253,30 +303,11 @@ class Handlers:
             {photo.name: (str(photo.before), str(photo.after)) for photo in result.photos},
         )
 
+    @_settings_as_parameters
     def restore_api(
-        self,
-        photo: str | None,
-        aligned: bool,
-        fidelity: float,
-        guidance: str,
-        dgsa: str,
-        eta: str,
-        steps: str | None,
-        seed: float | None,
-        random_seed: bool,
-        upscale: float,
-        only_center: bool,
-        device: str,
-        precision: str,
-        backend: str,
-        background: str,
-        request: gr.Request,
+        self, photo: str | None, settings: JobSettings, request: gr.Request
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
-        settings = settings_from(
-            aligned, fidelity, guidance, dgsa, eta, steps, seed, random_seed, upscale, only_center,
-            device, precision, backend, background,
-        )  # fmt: skip
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
@@ -370,54 +401,74 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
             gr.Markdown(RANDOM_WEIGHTS_NOTE.format(config=options.config))
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                photos = gr.File(
-                    label="photos (one or several)",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
-                    elem_id="dynface-photos",
-                )
-                controls = Controls(options)
-                with gr.Row():
-                    restore = gr.Button("Restore", variant="primary", elem_id="dynface-restore")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
-                if options.examples:
-                    gr.Examples(
-                        examples=_examples(options.examples, options.method),
-                        inputs=[photos, *controls.settings_inputs()],
-                        label="samples (public domain; also set the controls)",
-                        example_labels=_example_labels(options.examples),
-                    )
+                inputs = _inputs(options)
             with gr.Column(scale=2):
                 outputs = _outputs()
-        settings = controls.settings_inputs()
-        run = restore.click(
-            handlers.restore,
-            inputs=[photos, *settings],
-            outputs=outputs,
-            api_name="restore_page",
-            concurrency_id="device",
-            concurrency_limit=1,
-            api_visibility="private",
-        )
-        cancel.click(
-            handlers.cancel,
-            outputs=outputs[0],
-            cancels=[run],
-            queue=False,
-            api_name="cancel",
-            api_visibility="private",
-        )
-        selector, slider, state = outputs[1], outputs[2], outputs[-1]
-        selector.change(
-            lambda name, pairs: pairs.get(name),
-            inputs=[selector, state],
-            outputs=slider,
-            api_name="show_photo",
-            api_visibility="private",
-        )
-        _api_endpoint(handlers, settings)
+        _page_events(handlers, inputs, outputs)
+        _api_endpoint(handlers, inputs.controls.settings_inputs())
     return app
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The left column: the photos, every setting and the two buttons."""
+
+    photos: gr.File
+    controls: Controls
+    restore: gr.Button
+    cancel: gr.Button
+
+
+def _inputs(options: PageOptions) -> _Inputs:
+    """Photos, settings, Restore/Cancel and the samples that preset them, top to bottom."""
+    photos = gr.File(
+        label="photos (one or several)",
+        file_count="multiple",
+        file_types=["image"],
+        type="filepath",
+        elem_id="dynface-photos",
+    )
+    controls = Controls(options)
+    with gr.Row():
+        restore = gr.Button("Restore", variant="primary", elem_id="dynface-restore")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="dynface-cancel")
+    if options.examples:
+        gr.Examples(
+            examples=_examples(options.examples, options.method),
+            inputs=[photos, *controls.settings_inputs()],
+            label="samples (public domain; also set the controls)",
+            example_labels=_example_labels(options.examples),
+        )
+    return _Inputs(photos, controls, restore, cancel)
+
+
+def _page_events(handlers: Handlers, inputs: _Inputs, outputs: list[Any]) -> None:
+    """Restore fills the outputs, Cancel stops it, the photo picker switches the slider."""
+    run = inputs.restore.click(
+        handlers.restore,
+        inputs=[inputs.photos, *inputs.controls.settings_inputs()],
+        outputs=outputs,
+        api_name="restore_page",
+        concurrency_id="device",
+        concurrency_limit=1,
+        api_visibility="private",
+    )
+    inputs.cancel.click(
+        handlers.cancel,
+        outputs=outputs[0],
+        cancels=[run],
+        queue=False,
+        api_name="cancel",
+        api_visibility="private",
+    )
+    selector, slider, state = outputs[1], outputs[2], outputs[-1]
+    selector.change(
+        lambda name, pairs: pairs.get(name),
+        inputs=[selector, state],
+        outputs=slider,
+        api_name="show_photo",
+        api_visibility="private",
+    )
 
 
 def _outputs() -> list[Any]:

@@ -217,11 +217,23 @@ class JobRunner:
             detector = None if settings.aligned else self._face_detector()
             results = restore_photos(paths, restorer, workdir, options, detector, tracker)
         tracker.say("preparing the results")
+        return self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
+
+    def _job_result(
+        self,
+        workdir: Path,
+        paths: list[Path],
+        results: list[PhotoResult],
+        aligned: bool,
+        restorer: Any,
+        seed: int,
+    ) -> JobResult:
+        """The restored photos, their faces and traces, the zip; an error if none was restored."""
         failures = [_failure_line(result) for result in results if result.status != "ok"]
         names = OutputFolder(workdir).names(paths)
         pictures: list[np.ndarray] = []
         photos = [
-            _collect(workdir, name, result, settings.aligned, self._total_steps(restorer), pictures)
+            _collect(workdir, name, result, aligned, self._total_steps(restorer), pictures)
             for name, result in zip(names, results, strict=True)
             if result.status == "ok"
         ]
