@@ -14,6 +14,7 @@ import pytest
 from dynface.api import Restorer
 from dynface.video import VideoOptions, probe, restore_video
 from dynface.video.checkpoint import WORK_FOLDER
+from dynface.video.orientation import orientation_of
 
 from .conftest import REPO
 from .video_clips import face_frames, write_clip
@@ -55,6 +56,29 @@ def restored(clip: Path, tiny: Restorer, tmp_path_factory: pytest.TempPathFactor
     return outdir
 
 
+#: A phone held upright: the frames are stored landscape, players turn them 90 degrees clockwise.
+PHONE_ROTATION = -90
+#: Upright (width, height) of the phone clip; the stored frames are 160 x 120.
+PHONE_SIZE = (120, 160)
+
+
+@pytest.fixture(scope="module")
+def phone_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("phone") / "phone.mp4"
+    write_clip(path, face_frames(FRAMES, size=PHONE_SIZE), rotation=PHONE_ROTATION)
+    return path
+
+
+@pytest.fixture(scope="module")
+def phone_restored(
+    phone_clip: Path, tiny: Restorer, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    outdir = tmp_path_factory.mktemp("phone_out")
+    result = restore_video(phone_clip, tiny, outdir, VideoOptions(quality=0, batch_size=2))
+    assert result.status == "ok", result.message
+    return outdir
+
+
 def _decode(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -69,8 +93,8 @@ def _audio(path: Path) -> tuple[list[bytes], np.ndarray]:
     return packets, samples
 
 
-def _traces(outdir: Path) -> list[dict]:
-    lines = (outdir / "traces" / "clip.frames.jsonl").read_text().splitlines()
+def _traces(outdir: Path, name: str = "clip") -> list[dict]:
+    lines = (outdir / "traces" / f"{name}.frames.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 
@@ -198,3 +222,52 @@ def test_cli_a_truncated_clip_is_one_clear_error(clip: Path, tmp_path: Path) -> 
     assert lines[0].startswith("error:") and "cut.mp4" in lines[0]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "final").exists()
+
+
+def test_a_phone_clip_is_probed_with_its_rotation(phone_clip: Path) -> None:
+    info = probe(phone_clip)
+    assert info.rotation == PHONE_ROTATION
+    assert (info.width, info.height) == PHONE_SIZE[::-1]  # stored sideways
+    assert orientation_of(info.display_matrix).upright_size(info.width, info.height) == PHONE_SIZE
+
+
+def _upright(path: Path) -> list[np.ndarray]:
+    """The decoded frames turned as a player shows them (display matrix of the file itself)."""
+    orientation = orientation_of(probe(path).display_matrix)
+    return [orientation.upright(f).astype(np.float32) / 255 for f in _decode(path)]
+
+
+def test_a_phone_clip_has_its_face_restored_upright_in_every_frame(
+    phone_clip: Path, phone_restored: Path
+) -> None:
+    before, after = _upright(phone_clip), _upright(phone_restored / "final" / "phone.mp4")
+    traces = _traces(phone_restored, "phone")
+    assert [t["frame"] for t in traces] == list(range(FRAMES))  # one face in every frame
+    for index, (trace, a, b) in enumerate(zip(traces, before, after, strict=True)):
+        x1, y1, x2, y2 = np.round(trace["box"]).astype(int)
+        # The box is in upright coordinates: around the face (68 x 80 px at x = 8 + 3 * frame).
+        assert abs((x1 + x2) / 2 - (42 + 3 * index)) < 12 and abs((y1 + y2) / 2 - 80) < 12
+        inner = (slice(y1 + 4, y2 - 4), slice(x1 + 4, x2 - 4))
+        assert np.abs(a[inner] - b[inner]).mean() > 0.05  # tiny-random: noise, clearly changed
+        outside = np.ones(a.shape[:2], bool)
+        pad = (x2 - x1) // 2
+        outside[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad] = False
+        assert np.abs(a[outside] - b[outside]).mean() < 0.01  # only codec rounding elsewhere
+    summary = json.loads((phone_restored / "traces" / "phone.tracks.json").read_text())
+    assert summary["display_rotation"] == PHONE_ROTATION
+    assert summary["size"] == list(PHONE_SIZE[::-1]) and summary["upright_size"] == list(PHONE_SIZE)
+    assert summary["tracks"][0]["detected_frames"] == FRAMES
+
+
+def test_a_phone_clip_plays_like_its_input(phone_clip: Path, phone_restored: Path) -> None:
+    """Same stored size, display rotation, frames, timestamps and sound as the input."""
+    out = phone_restored / "final" / "phone.mp4"
+    before, after = probe(phone_clip), probe(out)
+    assert (after.width, after.height) == (before.width, before.height)
+    assert (after.rotation, after.display_matrix) == (before.rotation, before.display_matrix)
+    assert after.frames == before.frames == FRAMES
+    assert (after.frame_rate, after.time_base) == (before.frame_rate, before.time_base)
+    assert after.duration_s == pytest.approx(before.duration_s, abs=1e-6)
+    with av.open(str(phone_clip)) as a, av.open(str(out)) as b:
+        assert [f.pts for f in a.decode(video=0)] == [f.pts for f in b.decode(video=0)]
+    assert _audio(out)[0] == _audio(phone_clip)[0]  # the sound's packets, copied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from dynface.video.io import (
     probe,
     rewrite_video,
 )
+from dynface.video.orientation import orientation_of
 from dynface.video.tracking import FaceTracker
 
 from .video_clips import face_frames, write_clip
@@ -157,3 +159,80 @@ def test_photo_and_clip_results_share_one_outcome_shape(tmp_path: Path) -> None:
         PhotoResult(tmp_path / "a.png", "ok", "", 2)  # type: ignore[misc]
     with pytest.raises(ValueError, match="not one of ok, failed, skipped"):
         VideoResult(tmp_path / "a.mp4", "done")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "rotation"),
+    [(".mp4", 90), (".mp4", -90), (".mp4", 180), (".mov", 270), (".mkv", -90), (".webm", 90)],
+)
+def test_probe_reads_the_display_rotation_players_apply(
+    suffix: str, rotation: int, tmp_path: Path
+) -> None:
+    """A phone-style clip: probe gives its rotation, and turning the stored frame upright gives
+    the frame OpenCV shows (its FFmpeg reader applies the display matrix, as players do)."""
+    import cv2
+
+    images = face_frames(2, size=(64, 48), face_side=30)
+    path = tmp_path / f"phone{suffix}"
+    write_clip(path, images, rotation=rotation, audio=False)
+    info = probe(path)
+    assert info.rotation % 360 == rotation % 360
+    assert info.display_matrix is not None and len(info.display_matrix) == 9
+    assert (info.width, info.height) == ((48, 64) if rotation % 180 else (64, 48))  # as stored
+    orientation = orientation_of(info.display_matrix)
+    assert orientation.upright_size(info.width, info.height) == (64, 48)
+    with av.open(str(path)) as container:
+        stored = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    capture = cv2.VideoCapture(str(path))
+    ok, shown = capture.read()
+    capture.release()
+    assert ok
+    upright = orientation.upright(stored)
+    np.testing.assert_array_equal(upright, shown[..., ::-1])
+    assert np.abs(upright.astype(int) - images[0]).mean() < 6  # as filmed, up to the codec
+    np.testing.assert_array_equal(orientation.stored(upright), stored)
+
+
+def test_a_clip_without_display_matrix_has_rotation_zero(tmp_path: Path) -> None:
+    path = tmp_path / "plain.mp4"
+    write_clip(path, face_frames(2, size=(64, 48), face_side=30), audio=False)
+    info = probe(path)
+    assert (info.rotation, info.display_matrix) == (0, None)
+    assert orientation_of(info.display_matrix).identity
+
+
+def _ffmpeg_display_matrix(degrees: float, hflip: bool, vflip: bool) -> list[int]:
+    """FFmpeg's av_display_rotation_set(-degrees) then av_display_matrix_flip, in Python."""
+    radians = math.radians(degrees)
+    cos, sin = math.cos(radians), math.sin(radians)
+    matrix = [round(cos * 65536), round(-sin * 65536), 0, round(sin * 65536), round(cos * 65536)]
+    matrix += [0, 0, 0, 1 << 30]
+    flip = [-1 if hflip else 1, -1 if vflip else 1, 1]
+    return [value * flip[k % 3] for k, value in enumerate(matrix)]
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270, -90])
+@pytest.mark.parametrize(("hflip", "vflip"), [(False, False), (True, False), (False, True)])
+def test_every_right_angle_display_matrix_turns_frames_back_and_forth(
+    degrees: int, hflip: bool, vflip: bool
+) -> None:
+    image = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    orientation = orientation_of(_ffmpeg_display_matrix(degrees, hflip, vflip))
+    upright = orientation.upright(image)
+    assert upright.shape[:2] == (5, 7)[:: -1 if degrees % 180 else 1]
+    assert upright.flags.c_contiguous
+    np.testing.assert_array_equal(orientation.stored(upright), image)
+    assert orientation.mirrored == (hflip != vflip)  # two flips are a half turn
+    if not (hflip or vflip):
+        np.testing.assert_array_equal(upright, np.rot90(image, degrees // 90))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm"])
+def test_a_rewritten_clip_keeps_its_display_rotation(suffix: str, tmp_path: Path) -> None:
+    source, target = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_clip(source, face_frames(3, size=(64, 48), face_side=30), rotation=-90)
+    info = probe(source)
+    assert rewrite_video(source, target, info, lambda frame: frame.rgb) == 3
+    out = probe(target)
+    assert (out.width, out.height, out.rotation) == (info.width, info.height, info.rotation)
+    assert out.display_matrix == info.display_matrix

@@ -41,15 +41,25 @@ def face_frames(
     return out
 
 
-def write_clip(path: Path, images: list[np.ndarray], fps: int = 10, audio: bool = True) -> None:
-    """Encode RGB frames at `fps`, with a 440 Hz mono tone as long as the clip when `audio`."""
+def write_clip(
+    path: Path, images: list[np.ndarray], fps: int = 10, audio: bool = True, rotation: int = 0
+) -> None:
+    """Encode RGB frames at `fps`, with a 440 Hz mono tone as long as the clip when `audio`.
+
+    With a `rotation` (degrees counter-clockwise, a multiple of 90), the frames are stored turned
+    the other way and the stream gets that display rotation, so the clip plays as `images`, like
+    a phone clip.
+    """
     import av
 
     video_codec, audio_codec, rate = CODECS[path.suffix]
+    images = [np.ascontiguousarray(np.rot90(image, -rotation // 90)) for image in images]
     container = av.open(str(path), "w")
     video = container.add_stream(video_codec, rate=fps)
     video.height, video.width = images[0].shape[:2]
     video.pix_fmt = "yuv420p"
+    if rotation:
+        video.set_display_rotation(rotation)
     if path.suffix == ".avi":
         video.options = {"bf": "0"}
     sound = container.add_stream(audio_codec, rate=rate, layout="mono") if audio else None

@@ -8,6 +8,9 @@
 3. write: decode again, paste the restored faces back (feathered masks of the smoothed
    transforms) and encode; audio packets are copied. Traces: one JSON line per face and frame,
    and a per-track summary.
+Faces are found and restored on the upright frame (the clip's display rotation applied; see
+`orientation`), so landmarks, boxes and traces are in upright coordinates; each written frame is
+turned back to the stored orientation and the output keeps the input's display matrix.
 Memory holds one frame and one face at a time plus a few numbers per face and frame. An
 interrupted run, started again with the same settings, resumes after the last finished frame.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +46,7 @@ from dynface.video.io import (
     rewrite_video,
     temporary_path,
 )
+from dynface.video.orientation import orientation_of
 from dynface.video.tracking import FaceTracker, Observation
 
 
@@ -209,11 +213,10 @@ def _analyse(
     pending: list[tuple[Observation, np.ndarray]] = []
     decoded = 0
     progress.start("analysing frames", info.frames)
-    for frame in read_frames(path):
+    for frame in _upright_frames(path, info):
         faces = detector.detect(frame.rgb)
-        width, height = info.width, info.height
         faces = select_faces(
-            faces, image_size=(width, height), only_center=options.only_center_face
+            faces, image_size=_upright_size(info), only_center=options.only_center_face
         )
         observations = tracker.update(frame.index, faces)
         if observations:
@@ -261,7 +264,7 @@ def _restore_faces(
     """
     progress.start("restoring frames", info.frames)
     queue: list[tuple[int, list[FacePlan], np.ndarray]] = []
-    for frame, faces in zip(read_frames(path), work.read_plan(), strict=False):
+    for frame, faces in zip(_upright_frames(path, info), work.read_plan(), strict=False):
         if not faces or work.has_faces(frame.index):
             progress.advance(1)
             continue
@@ -349,7 +352,9 @@ def _paste_frame(
     tracks: dict[int, tuple[list[FacePlan], list[int]]],
     progress: VideoProgress,
 ) -> Callable[[DecodedFrame], np.ndarray]:
-    """The per-frame edit of pass 3: paste the checkpointed faces, log one trace line each."""
+    """The per-frame edit of pass 3: paste the checkpointed faces on the upright frame, turn it
+    back to the stored orientation, and log one trace line per face."""
+    orientation = orientation_of(info.display_matrix)
 
     def edit(frame: DecodedFrame) -> np.ndarray:
         faces = next(plan_iter, [])
@@ -360,10 +365,10 @@ def _paste_frame(
         size = restored.shape[1]
         affines = similarity_transform(np.stack([p.landmarks for p in faces]), template(size)[None])
         pasted = paste_back(
-            _to_float(frame.rgb),
+            _to_float(orientation.upright(frame.rgb)),
             restored.astype(np.float32) / 255,
             affines,
-            photo_size=(info.width, info.height),
+            photo_size=_upright_size(info),
         )
         seconds = None if frame.pts is None else round(float(frame.pts * info.time_base), 6)
         for plan, trace in zip(faces, method, strict=True):
@@ -373,14 +378,32 @@ def _paste_frame(
             plans.append(plan)
             if trace and "start_t" in trace:
                 starts.append(int(trace["start_t"]))
-        return _to_uint8(pasted)
+        return orientation.stored(_to_uint8(pasted))
 
     return edit
 
 
+def _upright_frames(path: Path, info: VideoInfo) -> Iterator[DecodedFrame]:
+    """The clip's decoded frames turned upright (unchanged when it has no display rotation)."""
+    orientation = orientation_of(info.display_matrix)
+    for frame in read_frames(path):
+        yield replace(frame, rgb=orientation.upright(frame.rgb))
+
+
+def _upright_size(info: VideoInfo) -> tuple[int, int]:
+    """(width, height) of the upright frame, where faces are found and pasted."""
+    return orientation_of(info.display_matrix).upright_size(info.width, info.height)
+
+
 def _info_json(info: VideoInfo) -> dict[str, Any]:
+    """The clip's facts for the summary; face boxes and landmarks are in the upright frame."""
+    orientation = orientation_of(info.display_matrix)
     return {
         "size": [info.width, info.height],
+        "display_rotation": info.rotation,
+        "display_mirrored": orientation.mirrored,
+        "upright_size": list(_upright_size(info)),
+        "face_coordinates": "upright frame (display rotation applied)",
         "frames": info.frames,
         "frame_rate": str(info.frame_rate),
         "time_base": str(info.time_base),

@@ -1,9 +1,10 @@
 """Video files in and out with PyAV (FFmpeg inside the wheel): frames streamed one at a time.
 
-`probe` reads a clip's facts and counts its video packets without decoding, so a clip that is cut
-short or unreadable fails before any work. `read_frames` decodes RGB frames with their timestamps.
-`VideoWriter` encodes frames with the input's time base and timestamps (so frame count, frame rate
-and duration are kept) and copies the audio packets of the input unchanged (no re-encoding).
+`probe` reads a clip's facts and counts its video packets (decoding only the first frame, for its
+display matrix), so a clip that is cut short or unreadable fails before any work. `read_frames`
+decodes RGB frames, as stored, with their timestamps. `VideoWriter` encodes frames with the
+input's time base, timestamps and display matrix (so frame count, frame rate, duration and the
+rotation players apply are kept) and copies the audio packets of the input unchanged.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class VideoWriteError(ResourceError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a clip holds: size, rate, time base, frame count (packets), duration, audio."""
+    """What a clip holds: stored size, rate, time base, frame count (packets), duration, audio,
+    and the display rotation players apply (`rotation`, degrees counter-clockwise as PyAV's
+    `VideoFrame.rotation`; `display_matrix`, FFmpeg's 9 int32, None when the clip has none)."""
 
     path: Path
     width: int
@@ -51,6 +54,8 @@ class VideoInfo:
     duration_s: float
     codec: str
     audio_streams: int
+    rotation: int = 0
+    display_matrix: tuple[int, ...] | None = None
 
 
 def is_video(path: str | Path) -> bool:
@@ -100,6 +105,7 @@ def probe(path: str | Path) -> VideoInfo:
         expected, exact = _expected_frames(container, stream, Fraction(rate))
         _check_complete(path, packets, expected, exact)
         duration = _duration_s(container, stream, packets, Fraction(rate))
+        rotation, matrix = _display_matrix(path)
         return VideoInfo(
             path=path,
             width=stream.width,
@@ -110,7 +116,35 @@ def probe(path: str | Path) -> VideoInfo:
             duration_s=duration,
             codec=stream.codec_context.name,
             audio_streams=len(container.streams.audio),
+            rotation=rotation,
+            display_matrix=matrix,
         )
+    finally:
+        container.close()
+
+
+def _display_matrix(path: Path) -> tuple[int, tuple[int, ...] | None]:
+    """The rotation (degrees counter-clockwise) and display matrix of the first decoded frame.
+
+    FFmpeg attaches the stream's display matrix to every decoded frame; PyAV 18 reads its angle
+    (`VideoFrame.rotation`) and gives the raw matrix as frame side data.
+    """
+    av = _av()
+
+    container = _open(path)
+    try:
+        frame = next(container.decode(video=0), None)
+        if frame is None:
+            raise VideoReadError(f"{path} holds no video frames that decode")
+        data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        if data is None:
+            return 0, None
+        matrix = tuple(int(v) for v in np.frombuffer(bytes(data), dtype=np.int32))
+        return int(frame.rotation), matrix
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(
+            f"{path} is damaged: its first frame does not decode ({_why(exc)})"
+        ) from None
     finally:
         container.close()
 
@@ -266,6 +300,9 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p" if even else "yuv444p"
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
+        if info.display_matrix is not None:
+            # Frames are written as stored; players rotate them as they did the input's.
+            stream.set_display_matrix(info.display_matrix)
         options = {"crf": str(quality)}
         if encoder == "libvpx-vp9":
             options["b"] = "0"
