@@ -452,7 +452,7 @@ def _inputs(options: PageOptions) -> _Inputs:
     """Photos and clips, settings, Restore/Cancel and the samples that preset them, top to
     bottom. One upload takes both: users drop what they have, the runner tells them apart."""
     photos = gr.File(
-        label=f"photos (one or several) or a video clip (up to {options.max_clip_seconds:g} s)",
+        label=f"photos or a clip (up to {options.max_clip_seconds:g} s)",
         file_count="multiple",
         file_types=["image", *VIDEO_SUFFIXES],
         type="filepath",
@@ -509,6 +509,7 @@ def _outputs() -> list[Any]:
         label="restored clip (with its sound; download it below)",
         visible=False,
         interactive=False,
+        height=400,
         elem_id="dynface-clip",
     )
     selector = gr.Dropdown(label="photo", visible=False, interactive=True)
