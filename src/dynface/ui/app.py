@@ -353,7 +353,7 @@ class Handlers:
             if progress is None:
                 return
             if state.stage:
-                progress((state.frames_done, state.frames_total), desc=text, unit="frames")
+                progress((state.frames_done, state.frames_total or None), desc=text, unit="frames")
             else:
                 total = state.steps_total or None
                 progress((state.steps_done, total), desc=text, unit="face-steps")
