@@ -197,6 +197,57 @@ def test_upload_restore_and_see_slider_faces_traces_and_downloads(
     assert shot.stat().st_size > 50_000
 
 
+def test_upload_a_clip_restore_and_play_it_and_download_it(
+    page, server: Server, tmp_path: Path
+) -> None:
+    from .video_clips import face_frames, write_clip
+
+    av = pytest.importorskip("av")
+    clip = tmp_path / "walk.mp4"
+    write_clip(clip, face_frames(4))  # 0.4 s at 10 fps, 160x120, with a tone
+    page.locator("#dynface-photos input[type=file]").set_input_files(str(clip))
+    page.locator("#dynface-photos").get_by_text("walk").wait_for()
+    assert not page.locator("#dynface-clip").is_visible()  # no clip yet, no player
+    page.click("#dynface-restore")
+    status = page.locator("#dynface-status")
+    status.get_by_text("Restored 4 face(s) over 4 frames of walk.mp4").wait_for(
+        timeout=JOB_TIMEOUT_MS
+    )
+    # the player has the restored clip and the browser can play it: it decodes a frame
+    video = page.locator("#dynface-clip video")
+    video.wait_for()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#dynface-clip video');"
+        " return v && v.readyState >= 2 && !v.error; }",
+        timeout=30_000,
+    )
+    facts = video.evaluate("v => [v.videoWidth, v.videoHeight, v.duration, v.currentSrc]")
+    assert facts[:2] == [160, 120] and facts[2] == pytest.approx(0.4, abs=0.05)
+    assert "walk" in facts[3]
+    assert not page.locator("#dynface-slider").is_visible()  # no photo: no before/after
+    downloads = page.locator("#dynface-downloads")
+    downloads.get_by_text("dynface_results").wait_for()
+    link = downloads.locator('a[download="walk.mp4"]').get_attribute("href")
+    saved = tmp_path / "downloaded.mp4"
+    saved.write_bytes(page.request.get(link).body())
+    with av.open(str(saved)) as container:
+        assert len(list(container.decode(video=0))) == 4
+        assert len(container.streams.audio) == 1  # the sound came along
+    # a photo added to the clip: both come back, the photo's slider beside the clip
+    photo = SAMPLES / "grace_hopper_degraded.jpg"
+    page.locator("#dynface-photos input[type=file]").set_input_files(str(photo))  # adds to it
+    page.locator("#dynface-photos").get_by_text("grace_hopper_degraded").wait_for()
+    page.click("#dynface-restore")
+    status.get_by_text("Restored 1 face(s) in 1 photo(s) and 4 face(s) over 4 frames").wait_for(
+        timeout=JOB_TIMEOUT_MS
+    )
+    assert page.locator("#dynface-slider img").count() == 2
+    assert page.locator("#dynface-clip video").is_visible()
+    assert downloads.get_by_text("grace_hopper_degraded").count() == 1
+    shot = tmp_path / "clip.png"
+    page.screenshot(path=str(shot), full_page=True)
+
+
 def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_text("this is not a picture")
@@ -284,6 +335,17 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
         api_name="/restore",
     )
     assert (read_image(again[0]).pixels == out).all()  # the reported seed repeats the result
+
+
+def test_api_endpoint_restore_refuses_a_clip_with_a_message(server: Server, tmp_path: Path) -> None:
+    from .video_clips import face_frames, write_clip
+
+    pytest.importorskip("av")
+    clip = tmp_path / "walk.mp4"
+    write_clip(clip, face_frames(2))
+    client = gradio_client.Client(server.url, verbose=False)
+    with pytest.raises(Exception, match="/restore takes one photo; restore clips on the page"):
+        client.predict(gradio_client.handle_file(str(clip)), api_name="/restore")
 
 
 def test_no_server_path_is_readable(server: Server) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,17 @@ import pytest
 
 from dynface.errors import ResourceError, UsageError
 from dynface.io import ImageReadError, read_image, write_image
+from dynface.ui.clips import ClipLimits
 from dynface.ui.jobs import JobCancelled, JobRunner, JobSettings, Limits, MethodChoices
+
+from .video_clips import face_frames, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "dynface" / "assets" / "samples"
 ASTRONAUT = SAMPLES / "astronaut_degraded.jpg"
 HOPPER = SAMPLES / "grace_hopper_degraded.jpg"
 FAST = JobSettings(steps="ddim5", seed=3)
+CLIP_FRAMES = 4
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +183,126 @@ def test_background_choice_reaches_the_photo_trace(
     photo = runner.run([HOPPER], settings).photos[0]
     trace = json.loads((photo.final.parent.parent / "traces" / f"{photo.name}.json").read_text())
     assert trace["background"]["upsampler"] == upsampler
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """The tiny nets gain nothing from threads, and on a busy machine threads wait on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.4 s: four 160x120 frames at 10 fps, a face moving across, a 440 Hz tone."""
+    pytest.importorskip("av")
+    path = tmp_path_factory.mktemp("clip") / "walk.mp4"
+    write_clip(path, face_frames(CLIP_FRAMES))
+    return path
+
+
+def _frames_and_sound(path: Path) -> tuple[list[np.ndarray], list[int], float, np.ndarray]:
+    """Decoded RGB frames, their timestamps, the stream's time base and the decoded sound."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        time_base = float(stream.time_base)
+    with av.open(str(path)) as container:
+        sound = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    pictures = [frame.to_ndarray(format="rgb24") for frame in frames]
+    return pictures, [frame.pts for frame in frames], time_base, sound
+
+
+def test_a_clip_and_a_photo_in_one_job_are_both_restored_with_the_clips_timing_and_sound(
+    runner: JobRunner, clip: Path, one_thread: None
+) -> None:
+    reports: list[str] = []
+    result = runner.run([HOPPER, clip], FAST, lambda state, text: reports.append(text))
+    assert [photo.name for photo in result.photos] == ["grace_hopper_degraded"]
+    assert result.failures == [] and len(result.clips) == 1
+    restored = result.clips[0]
+    assert restored.final.name == "walk.mp4" and restored.preview == restored.final
+    assert (restored.frames, restored.faces_restored, restored.tracks) == (CLIP_FRAMES, 4, 1)
+    before, before_pts, before_base, before_sound = _frames_and_sound(clip)
+    after, after_pts, after_base, after_sound = _frames_and_sound(restored.final)
+    assert len(after) == CLIP_FRAMES and after[0].shape == before[0].shape
+    assert [pts * after_base for pts in after_pts] == [pts * before_base for pts in before_pts]
+    assert after_sound.shape == before_sound.shape and np.abs(after_sound).max() > 0.1
+    np.testing.assert_array_equal(after_sound, before_sound)  # the sound is copied
+    changed = [np.abs(a.astype(float) - b).mean() for a, b in zip(after, before, strict=True)]
+    assert min(changed) > 1.0  # the face in every frame was replaced (random nets: noise)
+    summary = json.loads((restored.final.parent.parent / "traces" / "walk.tracks.json").read_text())
+    assert summary["seed"] == 3 and summary["tracks"][0]["seeds"] == [3]  # the page's seed
+    names = set(zipfile.ZipFile(result.archive).namelist())
+    assert {"final/walk.mp4", "traces/walk.frames.jsonl", "final/grace_hopper_degraded.png"} <= (
+        names
+    )
+    for stage in ("analysing frames", "restoring frames", "writing frames"):
+        assert any(text.startswith(f"{stage} {CLIP_FRAMES}/{CLIP_FRAMES}") for text in reports)
+    assert any("restoring frames" in text and "denoising steps" in text for text in reports)
+
+
+def test_other_containers_get_a_browser_copy_with_the_same_frames(
+    runner: JobRunner, tmp_path: Path, one_thread: None
+) -> None:
+    pytest.importorskip("av")
+    source = tmp_path / "tape.mkv"
+    write_clip(source, face_frames(2))
+    restored = runner.run([source], FAST).clips[0]
+    assert restored.final.name == "tape.mkv" and restored.preview.suffix == ".mp4"
+    final, final_pts, final_base, final_sound = _frames_and_sound(restored.final)
+    copy, copy_pts, copy_base, copy_sound = _frames_and_sound(restored.preview)
+    np.testing.assert_array_equal(np.stack(copy), np.stack(final))  # streams copied, not encoded
+    assert [p * copy_base for p in copy_pts] == [p * final_base for p in final_pts]
+    np.testing.assert_array_equal(copy_sound, final_sound)
+
+
+def test_clip_limits_refuse_long_many_and_unreadable_clips_before_any_work(
+    clip: Path, tmp_path: Path
+) -> None:
+    def no_networks(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the networks were loaded for a refused request")
+
+    short = Limits(clips=ClipLimits(max_seconds=0.3))
+    runner = JobRunner("tiny-random", tmp_path / "jobs", limits=short, loader=no_networks)
+    with pytest.raises(
+        UsageError, match=r"walk.mp4: 0.4 s \(4 frames\) is more than this server's"
+    ):
+        runner.run([clip], FAST)
+    few = JobRunner("tiny-random", tmp_path / "jobs", limits=Limits(clips=ClipLimits(max_frames=3)))
+    with pytest.raises(UsageError, match="limit of 30 s or 3 frames; cut it shorter"):
+        few.run([HOPPER, clip], FAST)
+    with pytest.raises(UsageError, match="2 clips at once"):
+        runner.run([clip, clip], FAST)
+    broken = tmp_path / "broken.mov"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(ResourceError, match=r"^broken.mov cannot be read as a video") as unread:
+        runner.run([broken], FAST)
+    assert str(tmp_path) not in str(unread.value)
+    with pytest.raises(UsageError, match=r"upload a photo first .* or a clip \(MP4"):
+        runner.run([], FAST)
+    assert not (tmp_path / "jobs").exists()  # no job folder: nothing was started
+
+
+def test_cancel_stops_a_clip_at_the_next_step_and_writes_no_clip(
+    runner: JobRunner, clip: Path, one_thread: None
+) -> None:
+    cancel = threading.Event()
+
+    def report(state, text):
+        if state.stage == "restoring frames" and state.steps_done:
+            cancel.set()  # pressed once the first face of the clip is being sampled
+
+    before = set(runner.workroot.glob("job-*/final/*walk*"))
+    # All four faces are sampled together (4 face-steps a step): cancelled during the first
+    # step, the job stops at the second, long before the fifth and last.
+    with pytest.raises(JobCancelled, match=r"after 8 denoising steps \(restoring frames 0\)"):
+        runner.run([clip], FAST, report, cancel)
+    assert set(runner.workroot.glob("job-*/final/*walk*")) == before
+    assert runner.run([clip], FAST).clips[0].frames == CLIP_FRAMES  # the runner is free again

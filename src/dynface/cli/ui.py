@@ -38,6 +38,10 @@ ShareOption = Annotated[
 ]
 MaxPhotosOption = Annotated[int, typer.Option(min=1, help="Most photos in one request.")]
 MaxMegapixelsOption = Annotated[float, typer.Option(min=0.1, help="Largest photo accepted (MP).")]
+MaxClipSecondsOption = Annotated[
+    float, typer.Option(min=0.1, help="Longest video clip accepted (seconds).")
+]
+MaxClipFramesOption = Annotated[int, typer.Option(min=1, help="Most frames in a video clip.")]
 MaxFileMbOption = Annotated[int, typer.Option(min=1, help="Largest upload accepted (MB).")]
 QueueSizeOption = Annotated[
     int, typer.Option(min=1, help="Requests that may wait; more are refused.")
@@ -54,11 +58,14 @@ def ui(
     share: ShareOption = False,
     max_photos: MaxPhotosOption = 8,
     max_megapixels: MaxMegapixelsOption = 40.0,
+    max_clip_seconds: MaxClipSecondsOption = 30.0,
+    max_clip_frames: MaxClipFramesOption = 900,
     max_file_mb: MaxFileMbOption = 50,
     queue_size: QueueSizeOption = 8,
     open_browser: OpenOption = False,
 ) -> None:
-    """Serve the web UI: restore photos, compare before/after, see what the method decided.
+    """Serve the web UI: restore photos and clips, compare before/after, see what the method
+    decided.
 
     Binds 127.0.0.1 (this machine only) unless --listen; one job runs at a time, the others
     wait in a bounded queue; uploads stay in a temporary folder removed when it stops.
@@ -79,6 +86,8 @@ def ui(
             share=share,
             max_photos=max_photos,
             max_megapixels=max_megapixels,
+            max_clip_seconds=max_clip_seconds,
+            max_clip_frames=max_clip_frames,
             max_file_mb=max_file_mb,
             queue_size=queue_size,
             open_browser=open_browser,

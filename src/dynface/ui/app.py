@@ -1,4 +1,5 @@
-"""The page: photos and settings on the left; before/after, faces and what the method did right.
+"""The page: photos or a clip and settings on the left; before/after, the restored clip, faces
+and what the method did on the right.
 
 Also the named API endpoint `/restore` (photo first, every other input with a default; the
 restored photo first out, the traces second) for `gradio_client` and scripts.
@@ -30,12 +31,13 @@ from dynface.ui.jobs import (
 )
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
 from dynface.units import DEFAULT_FIDELITY
+from dynface.video.io import VIDEO_SUFFIXES, is_video
 
 INTRO = (
     "# dynface: face restoration that explains itself\n"
-    "Upload a photo (or several), press **Restore**. For every face you get the result and what "
-    "the method decided: its blur level *s\\**, when the diffusion starts and where the guidance "
-    "trusts the input (the DGSA map)."
+    "Upload a photo (or several) or a short video clip, press **Restore**. For every face you "
+    "get the result and what the method decided: its blur level *s\\**, when the diffusion starts "
+    "and where the guidance trusts the input (the DGSA map)."
 )
 RANDOM_WEIGHTS_NOTE = (
     "**Smoke-test networks** (random weights, `{config}`): the faces come out as noise. "
@@ -58,6 +60,8 @@ class PageOptions:
     random_weights: bool
     examples: list[Path]
     method: MethodChoices
+    #: The longest clip the server takes (shown on the upload).
+    max_clip_seconds: float = 30.0
 
 
 def device_choices() -> list[str]:
@@ -291,15 +295,19 @@ class Handlers:
         """The Restore button: run the job, fill every output."""
         result = self._run(photos or [], settings, request, progress)
         names = [photo.name for photo in result.photos]
-        first = result.photos[0]
+        first = result.photos[0] if result.photos else None
+        clip = result.clips[0] if result.clips else None
         return (
             _status(result),
-            gr.Dropdown(choices=names, value=names[0], visible=len(names) > 1),
-            (str(first.before), str(first.after)),
+            gr.Dropdown(choices=names, value=names[0] if names else None, visible=len(names) > 1),
+            gr.ImageSlider(
+                (str(first.before), str(first.after)) if first else None, visible=bool(first)
+            ),
             _face_gallery(result),
-            str(result.trace_sheet),
+            None if result.trace_sheet is None else str(result.trace_sheet),
             _trace_table(result),
-            [str(photo.final) for photo in result.photos] + [str(result.archive)],
+            _downloads(result),
+            gr.Video(str(clip.preview) if clip else None, visible=bool(clip)),
             {photo.name: (str(photo.before), str(photo.after)) for photo in result.photos},
         )
 
@@ -308,6 +316,8 @@ class Handlers:
         self, photo: str | None, settings: JobSettings, request: gr.Request
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
+        if photo and is_video(photo):
+            raise gr.Error("/restore takes one photo; restore clips on the page", title="A photo")
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
@@ -340,7 +350,11 @@ class Handlers:
         self._cancels[session] = cancel
 
         def report(state: JobProgress, text: str) -> None:
-            if progress is not None:
+            if progress is None:
+                return
+            if state.stage:
+                progress((state.frames_done, state.frames_total or None), desc=text, unit="frames")
+            else:
                 total = state.steps_total or None
                 progress((state.steps_done, total), desc=text, unit="face-steps")
 
@@ -360,10 +374,19 @@ class Handlers:
 
 def _status(result: JobResult) -> str:
     """One line under the title: what ran, with which seed, and anything to know."""
-    faces = sum(len(photo.faces) for photo in result.photos)
+    done = []
+    if result.photos:
+        faces = sum(len(photo.faces) for photo in result.photos)
+        done.append(f"{faces} face(s) in {len(result.photos)} photo(s)")
+    for clip in result.clips:
+        done.append(
+            f"{clip.faces_restored} face(s) over {clip.frames} frames of {clip.final.name} "
+            f"({clip.tracks} face track(s))"
+        )
     seconds = sum(photo.seconds for photo in result.photos)
+    seconds += sum(clip.seconds for clip in result.clips)
     text = (
-        f"Restored {faces} face(s) in {len(result.photos)} photo(s) in {seconds:.1f} s on "
+        f"Restored {' and '.join(done)} in {seconds:.1f} s on "
         f"{result.device} ({result.backends}); seed {result.seed} (set it under Advanced to "
         "repeat this result)."
     )
@@ -372,6 +395,12 @@ def _status(result: JobResult) -> str:
     if result.random_weights:
         text += " Random smoke-test networks: the faces are noise."
     return text
+
+
+def _downloads(result: JobResult) -> list[str]:
+    """Each restored photo and clip, then the zip of everything."""
+    files = [photo.final for photo in result.photos] + [clip.final for clip in result.clips]
+    return [str(path) for path in [*files, result.archive]]
 
 
 def _face_gallery(result: JobResult) -> list[tuple[str, str]]:
@@ -411,7 +440,7 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
 
 @dataclass(frozen=True)
 class _Inputs:
-    """The left column: the photos, every setting and the two buttons."""
+    """The left column: the photos (and clips), every setting and the two buttons."""
 
     photos: gr.File
     controls: Controls
@@ -420,11 +449,12 @@ class _Inputs:
 
 
 def _inputs(options: PageOptions) -> _Inputs:
-    """Photos, settings, Restore/Cancel and the samples that preset them, top to bottom."""
+    """Photos and clips, settings, Restore/Cancel and the samples that preset them, top to
+    bottom. One upload takes both: users drop what they have, the runner tells them apart."""
     photos = gr.File(
-        label="photos (one or several)",
+        label=f"photos or a clip (up to {options.max_clip_seconds:g} s)",
         file_count="multiple",
-        file_types=["image"],
+        file_types=["image", *VIDEO_SUFFIXES],
         type="filepath",
         elem_id="dynface-photos",
     )
@@ -472,8 +502,16 @@ def _page_events(handlers: Handlers, inputs: _Inputs, outputs: list[Any]) -> Non
 
 
 def _outputs() -> list[Any]:
-    """Result components: status, photo picker, slider, faces, traces, table, downloads, state."""
+    """Result components: status, photo picker, slider, faces, traces, table, downloads, the
+    clip, state."""
     status = gr.Markdown(elem_id="dynface-status")
+    clip = gr.Video(
+        label="restored clip (with its sound; download it below)",
+        visible=False,
+        interactive=False,
+        height=400,
+        elem_id="dynface-clip",
+    )
     selector = gr.Dropdown(label="photo", visible=False, interactive=True)
     slider = gr.ImageSlider(
         label="before / after (drag)", type="filepath", format="png", elem_id="dynface-slider"
@@ -506,11 +544,11 @@ def _outputs() -> list[Any]:
             column_widths=["18%", "5%", "8%", "8%", "7%", "14%", "15%", "9%", "8%", "8%"],
         )
     downloads = gr.File(
-        label="downloads: photos and a zip of faces and traces",
+        label="downloads: photos, clips and a zip of faces and traces",
         file_count="multiple",
         elem_id="dynface-downloads",
     )
-    return [status, selector, slider, faces, traces, table, downloads, gr.State({})]
+    return [status, selector, slider, faces, traces, table, downloads, clip, gr.State({})]
 
 
 def _examples(samples: list[Path], defaults: MethodChoices) -> list[list[Any]]:

@@ -1,10 +1,12 @@
 """One web request from upload to downloads: check limits, restore, collect what to show.
 
 `JobRunner.run` is free of Gradio so it can be tested and reused: it refuses too many or too
-large photos with a clear message, restores them with `dynface.photos.restore_photos` into a
-fresh folder of its temporary work area (one job per device at a time), reports progress over
-faces and denoising steps with an ETA, stops at the next step when cancelled, and returns the
-whole photos, before/after previews, each face, its trace and trace picture, and a zip of it all.
+large photos and too long clips with a clear message, restores photos with
+`dynface.photos.restore_photos` and clips with `dynface.video.restore_video` into a fresh
+folder of its temporary work area (one job per device at a time), reports progress over faces,
+frames and denoising steps with an ETA, stops at the next step when cancelled, and returns the
+whole photos, before/after previews, each face, its trace and trace picture, the clips, and a
+zip of it all.
 """
 
 from __future__ import annotations
@@ -31,8 +33,17 @@ from dynface.io import read_image, write_image
 from dynface.method.fidelity import check_fidelity
 from dynface.outputs import OutputFolder, PhotoFiles
 from dynface.photos import PhotoResult, RestoreOptions, restore_photos
+from dynface.ui.clips import (
+    CLIP_TYPES,
+    ClipLimits,
+    ClipOutput,
+    check_clips,
+    restore_clip,
+    split_clips,
+)
 from dynface.ui.traces import stack_pictures, trace_picture
 from dynface.units import DEFAULT_FIDELITY
+from dynface.video.io import is_video
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
 PREVIEW_SIDE = 1600
@@ -42,7 +53,7 @@ STEPS_HINT = 'use e.g. "ddim50" (50 evenly spaced steps, fast) or "250"'
 
 
 class JobCancelled(Exception):
-    """The user pressed cancel; the job stopped at the next denoising step."""
+    """The user pressed cancel; the job stopped at the next denoising step (or frame)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Limits:
 
     max_photos: int = 8
     max_megapixels: float = 40.0
+    clips: ClipLimits = field(default_factory=ClipLimits)
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,8 @@ class JobSettings:
 
 @dataclass
 class JobProgress:
-    """Faces and denoising steps (one network evaluation of one face) found and done so far."""
+    """Faces and denoising steps (one network evaluation of one face) found and done so far;
+    while a clip is restored, also the pass over its frames (`stage`) and the frames done."""
 
     faces_total: int = 0
     faces_done: int = 0
@@ -106,6 +119,10 @@ class JobProgress:
     steps_done: int = 0
     started: float = field(default_factory=time.perf_counter)
     first_step: float | None = None
+    stage: str = ""
+    frames_total: int = 0
+    frames_done: int = 0
+    stage_started: float = field(default_factory=time.perf_counter)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -115,14 +132,34 @@ class JobProgress:
         rate = self.steps_done / max(time.perf_counter() - self.first_step, 1e-6)
         return max(self.steps_total - self.steps_done, 0) / rate
 
+    @property
+    def stage_eta_seconds(self) -> float | None:
+        """Seconds left in the clip's current pass, at the frame rate measured in it so far."""
+        if not self.frames_done:
+            return None
+        rate = self.frames_done / max(time.perf_counter() - self.stage_started, 1e-6)
+        return max(self.frames_total - self.frames_done, 0) / rate
+
     def describe(self) -> str:
-        """One line for the progress bar: faces, steps and ETA."""
+        """One line for the progress bar: faces (or a clip's frames), steps and ETA."""
+        if self.stage:
+            return self._describe_clip()
         text = f"faces {self.faces_done}/{self.faces_total}"
         if self.steps_total:
             text += f" · denoising steps {self.steps_done}/{self.steps_total}"
         eta = self.eta_seconds
         if eta is not None:
             text += f" · about {eta:.0f} s left"
+        return text
+
+    def _describe_clip(self) -> str:
+        """The pass over a clip's frames, the denoising steps so far and the pass's ETA."""
+        text = f"{self.stage} {self.frames_done}/{self.frames_total}"
+        if self.steps_total:
+            text += f" · denoising steps {self.steps_done}/{self.steps_total}"
+        eta = self.stage_eta_seconds
+        if eta is not None:
+            text += f" · about {eta:.0f} s left in this pass"
         return text
 
 
@@ -153,16 +190,18 @@ class PhotoOutput:
 
 @dataclass
 class JobResult:
-    """Everything one request produced; `failures` holds one line per photo that failed."""
+    """Everything one request produced; `failures` holds one line per photo or clip that
+    failed; `trace_sheet` is None when no photo was restored."""
 
     photos: list[PhotoOutput]
     failures: list[str]
     seed: int
     archive: Path
-    trace_sheet: Path
+    trace_sheet: Path | None
     device: str
     backends: str
     random_weights: bool
+    clips: list[ClipOutput] = field(default_factory=list)
 
 
 Loader = Callable[..., Any]
@@ -196,8 +235,7 @@ class JobRunner:
         cancel: threading.Event | None = None,
     ) -> JobResult:
         """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`."""
-        paths = [Path(path) for path in paths]
-        check_photos(paths, self.limits)
+        paths, clips = check_request([Path(path) for path in paths], self.limits)
         check_settings(settings, self.config)
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         tracker = _Tracker(report or (lambda progress, text: None), cancel or threading.Event())
@@ -205,19 +243,56 @@ class JobRunner:
             tracker.say("loading the networks")
             restorer = self._restorer(settings)
             workdir = self._new_workdir()
-            options = RestoreOptions(
-                aligned=settings.aligned,
-                upscale=settings.upscale,
-                only_center_face=settings.only_center_face,
-                seed=seed,
-                save_trace=True,
-                fidelity=settings.fidelity,
-                bg_upsampler=settings.bg_upsampler,
-            )
-            detector = None if settings.aligned else self._face_detector()
-            results = restore_photos(paths, restorer, workdir, options, detector, tracker)
+            results = self._restore_photos(paths, restorer, workdir, settings, seed, tracker)
+            clip_outputs = [
+                self._restore_clip(path, restorer, workdir, settings, seed, tracker)
+                for path in clips
+            ]
         tracker.say("preparing the results")
-        return self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
+        job = self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
+        return _with_clips(job, clip_outputs)
+
+    def _restore_photos(
+        self,
+        paths: list[Path],
+        restorer: Any,
+        workdir: Path,
+        settings: JobSettings,
+        seed: int,
+        tracker: _Tracker,
+    ) -> list[PhotoResult]:
+        """Restore the photos of a job into `workdir` (none: nothing to do)."""
+        if not paths:
+            return []
+        options = RestoreOptions(
+            aligned=settings.aligned,
+            upscale=settings.upscale,
+            only_center_face=settings.only_center_face,
+            seed=seed,
+            save_trace=True,
+            fidelity=settings.fidelity,
+            bg_upsampler=settings.bg_upsampler,
+        )
+        detector = None if settings.aligned else self._face_detector()
+        return restore_photos(paths, restorer, workdir, options, detector, tracker)
+
+    def _restore_clip(
+        self,
+        path: Path,
+        restorer: Any,
+        workdir: Path,
+        settings: JobSettings,
+        seed: int,
+        tracker: _Tracker,
+    ) -> ClipOutput | str:
+        """Restore one clip with the job's seed and centre-face choice, as `dynface restore`."""
+        from dynface.video import VideoOptions
+
+        options = VideoOptions(seed=seed, only_center_face=settings.only_center_face)
+        try:
+            return restore_clip(path, restorer, workdir, options, self._face_detector(), tracker)
+        finally:
+            tracker.clip_done()
 
     def _job_result(
         self,
@@ -228,7 +303,7 @@ class JobRunner:
         restorer: Any,
         seed: int,
     ) -> JobResult:
-        """The restored photos, their faces and traces, the zip; an error if none was restored."""
+        """The restored photos, their faces and traces, the zip (clips are added after)."""
         failures = [_failure_line(result) for result in results if result.status != "ok"]
         names = OutputFolder(workdir).names(paths)
         pictures: list[np.ndarray] = []
@@ -237,15 +312,13 @@ class JobRunner:
             for name, result in zip(names, results, strict=True)
             if result.status == "ok"
         ]
-        if not photos:
-            raise ResourceError("\n".join(failures) or "nothing was restored")
-        sheet = stack_pictures(pictures) / 255.0
+        sheet = stack_pictures(pictures) / 255.0 if pictures else None
         return JobResult(
             photos,
             failures,
             seed,
             _archive(workdir),
-            write_image(workdir / "pictures" / "all_faces.png", sheet),
+            None if sheet is None else write_image(workdir / "pictures" / "all_faces.png", sheet),
             str(getattr(restorer, "device", "")),
             _backends_text(restorer),
             bool(getattr(restorer, "is_random", False)),
@@ -311,10 +384,30 @@ class JobRunner:
         return workdir
 
 
-def check_photos(paths: Sequence[Path], limits: Limits) -> None:
-    """Refuse an empty request, too many photos or too many pixels, before any work."""
+def _with_clips(job: JobResult, clips: list[ClipOutput | str]) -> JobResult:
+    """The job with its clips and their failures; an error when nothing at all was restored."""
+    job.clips = [clip for clip in clips if isinstance(clip, ClipOutput)]
+    job.failures += [clip for clip in clips if isinstance(clip, str)]
+    if not job.photos and not job.clips:
+        raise ResourceError("\n".join(job.failures) or "nothing was restored")
+    return job
+
+
+def check_request(paths: Sequence[Path], limits: Limits) -> tuple[list[Path], list[Path]]:
+    """The photos and the clips of a request; refuse an empty one, too many photos or clips,
+    too many pixels or too long a clip, before any work."""
     if not paths:
-        raise UsageError("upload a photo first (JPEG, PNG, TIFF, WebP or BMP)")
+        raise UsageError(
+            f"upload a photo first (JPEG, PNG, TIFF, WebP or BMP) or a clip ({CLIP_TYPES})"
+        )
+    photos, clips = split_clips(paths)
+    check_photos(photos, limits)
+    check_clips(clips, limits.clips)
+    return photos, clips
+
+
+def check_photos(paths: Sequence[Path], limits: Limits) -> None:
+    """Refuse too many photos or too many pixels, before any work."""
     if len(paths) > limits.max_photos:
         raise UsageError(
             f"{len(paths)} photos at once is more than this server's limit of "
@@ -378,7 +471,8 @@ class _Tracker:
 
     def _check(self) -> None:
         if self._cancel.is_set():
-            raise JobCancelled(f"cancelled after {self.state.steps_done} denoising steps")
+            where = self.state.stage and f" ({self.state.stage} {self.state.frames_done})"
+            raise JobCancelled(f"cancelled after {self.state.steps_done} denoising steps{where}")
 
     def _update(self) -> None:
         self._check()
@@ -405,6 +499,21 @@ class _Tracker:
             self.state.first_step = time.perf_counter()
         self.state.steps_done += count
         self._update()
+
+    def start(self, stage: str, total: int) -> None:
+        """A clip's pass over its `total` frames begins (`dynface.video.VideoProgress`)."""
+        self.state.stage, self.state.frames_total, self.state.frames_done = stage, total, 0
+        self.state.stage_started = time.perf_counter()
+        self._update()
+
+    def advance(self, count: int) -> None:
+        """Frames done in the clip's current pass."""
+        self.state.frames_done += count
+        self._update()
+
+    def clip_done(self) -> None:
+        """The clip is finished (or failed): progress is about photos again."""
+        self.state.stage, self.state.frames_total, self.state.frames_done = "", 0, 0
 
 
 def _backends_text(restorer: Any) -> str:
@@ -469,5 +578,6 @@ def _archive(workdir: Path) -> Path:
         for folder in ("final", "faces", "traces", "pictures"):
             for path in sorted((workdir / folder).rglob("*")):
                 if path.is_file():
-                    bundle.write(path, path.relative_to(workdir).as_posix())
+                    stored = zipfile.ZIP_STORED if is_video(path) else zipfile.ZIP_DEFLATED
+                    bundle.write(path, path.relative_to(workdir).as_posix(), stored)
     return archive

@@ -33,6 +33,8 @@ class ServerOptions:
     share: bool = False
     max_photos: int = 8
     max_megapixels: float = 40.0
+    max_clip_seconds: float = 30.0
+    max_clip_frames: int = 900
     max_file_mb: int = 50
     queue_size: int = 8
     open_browser: bool = False
@@ -124,10 +126,12 @@ def _build(options: ServerOptions, root: Path) -> Any:
     from dynface.cli.demo import sample_photos_dir
     from dynface.config import load_config
     from dynface.ui.app import PageOptions, build_app
+    from dynface.ui.clips import ClipLimits
     from dynface.ui.jobs import JobRunner, Limits, MethodChoices
 
     config = load_config(options.config)
-    limits = Limits(options.max_photos, options.max_megapixels)
+    clips = ClipLimits(max_seconds=options.max_clip_seconds, max_frames=options.max_clip_frames)
+    limits = Limits(options.max_photos, options.max_megapixels, clips)
     runner = JobRunner(options.config, root / "jobs", options.weights_dir, limits)
     random_weights = "random" in (config["prior"]["weights"], config["restorer"]["weights"])
     page = PageOptions(
@@ -136,6 +140,7 @@ def _build(options: ServerOptions, root: Path) -> Any:
         random_weights=random_weights,
         examples=sorted(sample_photos_dir().glob("*.jpg")),
         method=MethodChoices.from_config(config["method"]),
+        max_clip_seconds=options.max_clip_seconds,
     )
     return build_app(runner, page)
 
