@@ -1,7 +1,7 @@
 """The screenshot in docs/ui.md: `dynface ui` after restoring a public-domain sample photo.
 
-Starts `dynface ui --config tiny-random` (random smoke-test networks: the faces come out as
-noise) on a free local port, drives it with Playwright in Debian's chromium (upload the sample,
+Starts `dynface ui --config tiny-random` (random smoke-test networks: the faces come out as flat
+patches) on a free local port, drives it with Playwright in Debian's chromium (upload the sample,
 open *Advanced* so the background upsampler shows beside the fidelity slider, press Restore,
 wait for the result) and writes a full-page PNG, reduced to a palette if it is too large.
 Run by hand, from the repository root:

@@ -12,8 +12,8 @@ from dynface.cli.restore import ConfigOption, WeightsDirOption
 
 EPILOG = (
     "Example: dynface ui   then open the address it prints (http://127.0.0.1:7860).\n\n"
-    "Without weights: dynface ui --config tiny-random (the faces come out as noise). To reach "
-    "it from other machines: dynface ui --listen --auth alice:secret. Needs the ui extra: "
+    "Without weights: dynface ui --config tiny-random (the faces come out as flat patches). "
+    "To reach it from other machines: dynface ui --listen --auth alice:secret. Needs the ui extra: "
     'pip install "dynface\\[ui]". See docs/ui.md.'
 )
 

@@ -40,7 +40,8 @@ INTRO = (
     "and where the guidance trusts the input (the DGSA map)."
 )
 RANDOM_WEIGHTS_NOTE = (
-    "**Smoke-test networks** (random weights, `{config}`): the faces come out as noise. "
+    "**Smoke-test networks** (random weights, `{config}`): the faces come out as flat patches, "
+    "not restorations. "
     "Start `dynface ui` without `--config` after `dynface weights download` for real restorations."
 )
 METHOD_NOTE = (
@@ -393,7 +394,7 @@ def _status(result: JobResult) -> str:
     if result.failures:
         text += " Not restored: " + "; ".join(result.failures)
     if result.random_weights:
-        text += " Random smoke-test networks: the faces are noise."
+        text += " Random smoke-test networks: the faces are flat patches, not restorations."
     return text
 
 
