@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,9 @@ class _opened:
         if not path.is_file():
             raise ImageReadError(_missing_reason(path))
         try:
-            self.image = Image.open(path)
+            with warnings.catch_warnings():  # Pillow warns above 89 MP; MAX_PIXELS is checked
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                self.image = Image.open(path)
         except Image.DecompressionBombError:
             raise ImageReadError(
                 f"{path}: far larger than the {MAX_PIXELS // 1_000_000} MP limit (Pillow refuses "

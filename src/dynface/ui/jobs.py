@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -425,7 +426,10 @@ def check_photos(paths: Sequence[Path], limits: Limits) -> None:
 def _megapixels(path: Path) -> float | None:
     """Size from the file header (no decoding); None when Pillow cannot tell (read later)."""
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # Pillow warns above 89 MP; the limit is checked here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             width, height = image.size
     except Image.DecompressionBombError:
         return float("inf")
