@@ -143,24 +143,17 @@ class JobProgress:
 
     def describe(self) -> str:
         """One line for the progress bar: faces (or a clip's frames), steps and ETA."""
-        if self.stage:
-            return self._describe_clip()
-        text = f"faces {self.faces_done}/{self.faces_total}"
+        if self.stage:  # a pass over a clip's frames, with that pass's ETA
+            text, eta = (
+                f"{self.stage} {self.frames_done}/{self.frames_total}",
+                self.stage_eta_seconds,
+            )
+        else:
+            text, eta = f"faces {self.faces_done}/{self.faces_total}", self.eta_seconds
         if self.steps_total:
             text += f" · denoising steps {self.steps_done}/{self.steps_total}"
-        eta = self.eta_seconds
         if eta is not None:
-            text += f" · about {eta:.0f} s left"
-        return text
-
-    def _describe_clip(self) -> str:
-        """The pass over a clip's frames, the denoising steps so far and the pass's ETA."""
-        text = f"{self.stage} {self.frames_done}/{self.frames_total}"
-        if self.steps_total:
-            text += f" · denoising steps {self.steps_done}/{self.steps_total}"
-        eta = self.stage_eta_seconds
-        if eta is not None:
-            text += f" · about {eta:.0f} s left in this pass"
+            text += f" · about {eta:.0f} s left" + (" in this pass" if self.stage else "")
         return text
 
 
