@@ -8,6 +8,7 @@ import sys
 import threading
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -254,8 +255,10 @@ def test_other_containers_get_a_browser_copy_with_the_same_frames(
     pytest.importorskip("av")
     source = tmp_path / "tape.mkv"
     write_clip(source, face_frames(2))
-    restored = runner.run([source], FAST).clips[0]
+    restored = runner.run([source], replace(FAST, fidelity=0.8)).clips[0]
     assert restored.final.name == "tape.mkv" and restored.preview.suffix == ".mp4"
+    traces = (restored.final.parent.parent / "traces" / "tape.frames.jsonl").read_text()
+    assert {json.loads(line)["method"]["fidelity"] for line in traces.splitlines()} == {0.8}
     final, final_pts, final_base, final_sound = _frames_and_sound(restored.final)
     copy, copy_pts, copy_base, copy_sound = _frames_and_sound(restored.preview)
     np.testing.assert_array_equal(np.stack(copy), np.stack(final))  # streams copied, not encoded

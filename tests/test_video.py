@@ -205,6 +205,22 @@ def test_cli_restores_a_clip_identically_twice(clip: Path, restored: Path, tmp_p
     assert _same_file(tmp_path / "final" / "clip.mp4", restored / "final" / "clip.mp4")
 
 
+def test_cli_fidelity_leans_every_face_of_a_clip(
+    clip: Path, restored: Path, tmp_path: Path
+) -> None:
+    done = _cli(str(clip), "-o", str(tmp_path), "--config", "tiny-random", "--video-quality", "0",
+                "--batch-size", "2", "--fidelity", "0.9")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    leaned, plain = _traces(tmp_path), _traces(restored)
+    assert len(leaned) == len(plain) == FRAMES
+    for face, same_face in zip(leaned, plain, strict=True):
+        method = face["method"]
+        assert method["fidelity"] == 0.9 and same_face["method"]["fidelity"] == 0.5
+        assert method["s_star"] == same_face["method"]["s_star"]  # the track's smoothed s*
+        assert method["s_effective"] == pytest.approx(method["s_star"] * 2**-0.4, abs=2e-3)
+    assert not _same_file(tmp_path / "final" / "clip.mp4", restored / "final" / "clip.mp4")
+
+
 def test_cli_a_truncated_clip_is_one_clear_error(clip: Path, tmp_path: Path) -> None:
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"

@@ -127,4 +127,5 @@ def options(videos: list[Path], photo_options: RestoreOptions, quality: int) -> 
         overwrite=photo_options.overwrite,
         only_center_face=photo_options.only_center_face,
         batch_size=photo_options.batch_size,
+        fidelity=photo_options.fidelity,
     )

@@ -330,9 +330,7 @@ def _save_final(run: _Run, step: int) -> Path:
     return final
 
 
-def train(
-    config: TrainConfig, resume: bool = False, progress: TrainProgress | None = None
-) -> Path:
+def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | None = None) -> Path:
     """Run one training; return the path of the final weights (EMA when enabled).
 
     `progress` (main process only) hears of every step and validation; without it the

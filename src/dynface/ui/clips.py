@@ -1,8 +1,8 @@
 """Video clips in a web request: refuse long ones up front, restore them, make a browser copy.
 
-Clips go through `dynface.video.restore_video` as with `dynface restore clip.mp4` (seed, only
-the centre face and the networks from the page; fidelity, upscale and the background apply to
-photos only, as in the CLI). Its frame passes report through the job's progress, which raises
+Clips go through `dynface.video.restore_video` as with `dynface restore clip.mp4` (seed,
+fidelity, only the centre face and the networks from the page; upscale and the background apply
+to photos only, as in the CLI). Its frame passes report through the job's progress, which raises
 `JobCancelled` when the user cancels; the networks are wrapped so each denoising step reports
 too, so a cancel acts at the next step, as for photos.
 """

@@ -282,7 +282,9 @@ class JobRunner:
         """Restore one clip with the job's seed and centre-face choice, as `dynface restore`."""
         from dynface.video import VideoOptions
 
-        options = VideoOptions(seed=seed, only_center_face=settings.only_center_face)
+        options = VideoOptions(
+            seed=seed, only_center_face=settings.only_center_face, fidelity=settings.fidelity
+        )
         try:
             return restore_clip(path, restorer, workdir, options, self._face_detector(), tracker)
         finally:

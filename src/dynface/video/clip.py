@@ -33,6 +33,7 @@ from dynface.faces.detect import FaceDetector, select_faces
 from dynface.faces.paste import paste_back
 from dynface.io import write_json
 from dynface.outcome import Outcome
+from dynface.units import DEFAULT_FIDELITY
 from dynface.video.checkpoint import WorkFolder
 from dynface.video.consistency import ConsistencySettings, FacePlan, plan_faces, track_summary
 from dynface.video.io import (
@@ -63,6 +64,8 @@ class VideoOptions:
     #: Side of the aligned crops; None: the restorer config's `image_size` (512 if it has none).
     face_size: int | None = None
     consistency: ConsistencySettings = field(default_factory=ConsistencySettings)
+    #: 0 = more detail from the prior, 0.5 = the method as configured, 1 = closer to the input.
+    fidelity: float = DEFAULT_FIDELITY
     #: Keep OUT/.dynface-work/NAME after success (restored face crops, plan).
     keep_work: bool = False
 
@@ -197,6 +200,7 @@ def _run_key(path: Path, restorer: Any, options: VideoOptions) -> dict[str, Any]
         "face_size": options.face_size,
         "only_center_face": options.only_center_face,
         "consistency": asdict(options.consistency),
+        "fidelity": options.fidelity,
     }
 
 
@@ -273,9 +277,9 @@ def _restore_faces(
         )
         queue.append((frame.index, faces, crops))
         if sum(len(faces) for _, faces, _ in queue) >= options.batch_size:
-            _restore_queue(restorer, work, queue, progress)
+            _restore_queue(restorer, work, queue, progress, options.fidelity)
             queue = []
-    _restore_queue(restorer, work, queue, progress)
+    _restore_queue(restorer, work, queue, progress, options.fidelity)
 
 
 def _restore_queue(
@@ -283,8 +287,10 @@ def _restore_queue(
     work: WorkFolder,
     queue: list[tuple[int, list[FacePlan], np.ndarray]],
     progress: VideoProgress,
+    fidelity: float,
 ) -> None:
-    """Restore the faces of the queued frames in one call, then checkpoint frame by frame."""
+    """Restore the faces of the queued frames in one call (each with its track's seed and
+    smoothed s*, leaned by `fidelity`), then checkpoint frame by frame."""
     if not queue:
         return
     plans = [plan for _, faces, _ in queue for plan in faces]
@@ -293,7 +299,7 @@ def _restore_queue(
     if all(plan.s_star is not None for plan in plans):
         s_star = torch.tensor([plan.s_star for plan in plans])
     result = restorer.restore_aligned(
-        _to_tensor(crops), seed=[plan.seed for plan in plans], s_star=s_star
+        _to_tensor(crops), seed=[plan.seed for plan in plans], s_star=s_star, fidelity=fidelity
     )
     first = 0
     for index, faces, _ in queue:
