@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ def environment(device: torch.device) -> dict:
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews timings
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

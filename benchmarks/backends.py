@@ -105,7 +105,7 @@ def main() -> None:
         "config": "tiny-random" if args.quick else "default (official sizes), random weights",
         "batch": 1,
         "rounds": args.rounds,
-        "environment": {**environment(torch.device("cpu")), "load_avg_1m": _load()},
+        "environment": environment(torch.device("cpu")),
         "eager_fp32": {
             "median_s": round(statistics.median(eager_times), 3),
             "times_s": [round(t, 3) for t in eager_times],
@@ -115,13 +115,6 @@ def main() -> None:
     suffix = "-quick" if args.quick else ""
     out = args.out or Path(__file__).parent / "results" / f"backends-{args.net}{suffix}-cpu.json"
     print("written to", write_result("backends", payload, out))
-
-
-def _load() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

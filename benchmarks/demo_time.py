@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -79,7 +78,7 @@ def main() -> None:
     payload = {
         "benchmark": "demo_time",
         "what": f"dynface demo's two sample photos, default nets with random weights, {CPU_STEPS}",
-        "environment": {**environment(torch.device("cpu")), "load_avg_1m": os.getloadavg()[0]},
+        "environment": environment(torch.device("cpu")),
         "runs": runs,
     }
     print(json.dumps(payload, indent=2))

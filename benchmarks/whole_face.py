@@ -124,18 +124,11 @@ def main() -> None:
         "config": f"{args.config}, random weights; tests/data/astronaut_face.png",
         "steps": args.steps,
         "solver": args.solver,
-        "environment": {**environment(torch.device("cpu")), "load_avg_1m": _load()},
+        "environment": environment(torch.device("cpu")),
         "results": rows,
     }
     out = args.out or Path(__file__).parent / "results" / "whole_face-cpu.json"
     print("written to", write_result("whole_face", payload, out))
-
-
-def _load() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":
