@@ -25,7 +25,8 @@ import yaml
 
 from _common import environment, write_result
 from dynface.api import Restorer
-from dynface.cli.demo import CPU_STEPS, sample_photos_dir
+from dynface.cli.demo import sample_photos_dir
+from dynface.cli.restore import CPU_STEPS
 from dynface.config import load_config
 
 

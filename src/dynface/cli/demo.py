@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from dynface.cli.restore import (
+    CPU_STEPS,
     BgUpsampler,
     BgUpsamplerOption,
     ConfigOption,
@@ -20,12 +21,10 @@ from dynface.cli.restore import (
     PrecisionOption,
     StepsOption,
     WeightsDirOption,
+    cpu_speedup,
     run_restore,
 )
 from dynface.units import DEFAULT_FIDELITY
-
-#: Sampling steps of `dynface demo` on a CPU when --steps is not given: minutes, not an hour.
-CPU_STEPS = "ddim50"
 
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
@@ -79,22 +78,19 @@ def cpu_steps(config: str, device: str) -> str | None:
     """
     from rich.console import Console
 
-    from dynface.config import ConfigError, load_restore_config
     from dynface.devices import pick_device
-    from dynface.diffusion.schedule import respaced_timesteps
 
     try:
-        diffusion = load_restore_config(config).diffusion
         on_cpu = pick_device(device).type == "cpu"
-        configured = len(respaced_timesteps(diffusion.steps, diffusion.respacing))
-    except (ConfigError, RuntimeError, ValueError):
+    except RuntimeError:
         return None
-    fast = len(respaced_timesteps(diffusion.steps, CPU_STEPS))
-    if not on_cpu or configured <= fast:
+    speedup = cpu_speedup(config)
+    if not on_cpu or speedup is None:
         return None
+    configured, ratio = speedup
     Console(stderr=True).print(
-        f"On a CPU the demo runs --steps {CPU_STEPS}: {configured / fast:.0f}x fewer steps than "
-        f"the config's {diffusion.respacing}; pass --steps {diffusion.respacing} for those.",
+        f"On a CPU the demo runs --steps {CPU_STEPS}: {ratio}x fewer steps than the config's "
+        f"{configured}; pass --steps {configured} for those.",
         highlight=False,
     )
     return CPU_STEPS
