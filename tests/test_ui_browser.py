@@ -225,6 +225,7 @@ def test_upload_a_clip_restore_and_play_it_and_download_it(
     assert facts[:2] == [160, 120] and facts[2] == pytest.approx(0.4, abs=0.05)
     assert "walk" in facts[3]
     assert not page.locator("#dynface-slider").is_visible()  # no photo: no before/after
+    assert not page.locator("#dynface-faces").is_visible()  # ... and no empty face gallery
     downloads = page.locator("#dynface-downloads")
     downloads.get_by_text("dynface_results").wait_for()
     link = downloads.locator('a[download="walk.mp4"]').get_attribute("href")
@@ -242,6 +243,7 @@ def test_upload_a_clip_restore_and_play_it_and_download_it(
         timeout=JOB_TIMEOUT_MS
     )
     assert page.locator("#dynface-slider img").count() == 2
+    assert page.locator("#dynface-faces img").first.is_visible()
     assert page.locator("#dynface-clip video").is_visible()
     assert downloads.get_by_text("grace_hopper_degraded").count() == 1
     shot = tmp_path / "clip.png"

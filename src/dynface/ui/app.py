@@ -304,7 +304,7 @@ class Handlers:
             gr.ImageSlider(
                 (str(first.before), str(first.after)) if first else None, visible=bool(first)
             ),
-            _face_gallery(result),
+            gr.Gallery(_face_gallery(result), visible=bool(result.photos)),
             None if result.trace_sheet is None else str(result.trace_sheet),
             _trace_table(result),
             _downloads(result),
