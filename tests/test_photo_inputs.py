@@ -96,3 +96,49 @@ def test_a_large_photo_is_held_in_uint8_and_pasted_region_by_region(tmp_path, ti
     final = read_image(tmp_path / "out" / "final" / "big.png", dtype=np.uint8).pixels
     assert final.shape == (4000, 6000, 3)
     assert np.abs(final[:100, :100].astype(int) - 120).max() <= 1  # background upscaled as is
+
+
+def _exif_photo(path, profile: bytes) -> tuple[int, int]:
+    """A JPEG stored sideways (EXIF orientation 6) with camera, date, GPS, pixel size, a profile;
+    returns its upright (width, height)."""
+    upright = Image.open(TEST_DATA / "astronaut.png").convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112], exif[0x010E] = "Kodak", 6, "Grandma, 1962"
+    details = exif.get_ifd(0x8769)
+    details[0x9003], details[0xA002], details[0xA003] = "1962:07:04 12:00:00", *stored.size
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 24.0)
+    stored.save(path, exif=exif.tobytes(), icc_profile=profile, quality=92)
+    return upright.size
+
+
+def test_the_restored_photo_keeps_its_exif_and_colour_profile(tmp_path, tiny):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    width, height = _exif_photo(tmp_path / "grandma.jpg", srgb)
+    options = dynface.RestoreOptions(upscale=2, seed=0)
+    [result] = dynface.restore_photos([tmp_path / "grandma.jpg"], tiny, tmp_path / "out", options)
+    assert result.status == "ok", result.message
+    final = Image.open(tmp_path / "out" / "final" / "grandma.png")
+    exif = final.getexif()
+    assert final.size == (2 * width, 2 * height)  # written upright ...
+    assert exif[0x0112] == 1  # ... so the orientation says upright
+    assert (exif[0x010F], exif[0x010E]) == ("Kodak", "Grandma, 1962")
+    details = exif.get_ifd(0x8769)
+    assert details[0x9003] == "1962:07:04 12:00:00"  # the date taken
+    assert (details[0xA002], details[0xA003]) == final.size  # the stated size is the new one
+    assert exif.get_ifd(0x8825)[2] == (48.0, 51.0, 24.0)  # where it was taken
+    assert exif[0x0131].startswith("dynface ")  # the file says it was restored
+    assert final.info["icc_profile"] == srgb
+
+
+def test_a_profile_the_rgb_output_cannot_carry_is_said(tmp_path, tiny):
+    from PIL import ImageCms
+
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    _exif_photo(tmp_path / "lab.jpg", lab)
+    options = dynface.RestoreOptions(upscale=1, seed=0)
+    [result] = dynface.restore_photos([tmp_path / "lab.jpg"], tiny, tmp_path / "out", options)
+    assert result.status == "ok" and "Lab colour profile not carried" in result.message
+    assert "icc_profile" not in Image.open(tmp_path / "out" / "final" / "lab.png").info

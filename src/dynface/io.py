@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dynface.metadata import ImageMetadata
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Inputs larger than this many pixels are refused with a clear message (about 12000 x 10000).
 MAX_PIXELS = 120_000_000
@@ -61,6 +63,8 @@ class LoadedImage:
     was_gray: bool
     had_alpha: bool
     alpha: np.ndarray | None = None
+    #: EXIF and ICC profile of the file, for the restored photo (`dynface.metadata`).
+    metadata: ImageMetadata = ImageMetadata()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -108,6 +112,7 @@ def read_image(
                 "limit; downscale it first"
             )
         try:
+            metadata = ImageMetadata.of(im)
             im = ImageOps.exif_transpose(im)
             pixels, bit_depth = _to_rgb(im, dtype)
             alpha = _alpha(im, dtype)
@@ -122,6 +127,7 @@ def read_image(
         was_gray=mode in GRAY_MODES or is_near_gray(pixels),
         had_alpha=alpha is not None,
         alpha=alpha,
+        metadata=metadata,
     )
 
 
@@ -230,12 +236,13 @@ def write_image(
     overwrite: bool = False,
     quality: int = 95,
     tmp_dir: Path | None = None,
+    metadata: ImageMetadata | None = None,
 ) -> Path:
     """Write (H, W, 3), (H, W, 4) RGBA or (H, W) pixels, uint8 or float in [0, 1], safely.
 
     An existing file is kept unless `overwrite` (also one that appears while writing); RGBA needs
     a format with alpha (PNG, WebP). `tmp_dir`: where the unfinished file is written (default:
-    beside `path`; it must be on the same file system).
+    beside `path`; it must be on the same file system). `metadata`: EXIF and ICC profile to carry.
     """
     path = Path(path)
     image = to_pil(pixels)
@@ -247,6 +254,8 @@ def write_image(
     options: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "PNG" and image.width * image.height > 50_000_000:
         options["compress_level"] = 1  # big photos: zlib's fastest level, ~5x faster, ~10% larger
+    if metadata is not None:
+        options.update(metadata.save_options(image, fmt))
     return write_file(
         path, lambda handle: image.save(handle, format=fmt, **options), overwrite, tmp_dir
     )

@@ -444,7 +444,8 @@ def finish_photo(
         restored = np.stack([face for face in photo.restored if face is not None])
         images, data = output_set(photo, restored, options, restorer, background)
         info = {"faces": count, "seconds": round(time.perf_counter() - photo.started, 3)}
-        written = photo.claim.commit(images, data, info)
+        carried = {photo.claim.files.final: photo.image.metadata}  # EXIF, ICC profile
+        written = photo.claim.commit(images, data, info, carried)
     except OSError as exc:
         message = f"could not write outputs: {printable(exc)}"
         return PhotoResult(path, "failed", message, faces_found=count)
@@ -533,7 +534,7 @@ def notes(image: LoadedImage) -> list[str]:
         found.append("transparency kept")
     if image.bit_depth > 8:
         found.append(f"{image.bit_depth}-bit input written as 8-bit PNG")
-    return found
+    return found + list(image.metadata.lost)
 
 
 def trace_record(photo: Photo, restorer: AlignedRestorer, options: RestoreOptions) -> dict:

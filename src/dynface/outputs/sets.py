@@ -35,6 +35,7 @@ import numpy as np
 
 from dynface.errors import UsageError
 from dynface.io import write_image, write_json
+from dynface.metadata import ImageMetadata
 from dynface.outputs.names import output_names, printable
 
 try:
@@ -106,18 +107,28 @@ class Claim:
     _lock_fd: int | None = None
 
     def commit(
-        self, images: dict[Path, np.ndarray], data: dict[Path, Any], info: dict[str, Any]
+        self,
+        images: dict[Path, np.ndarray],
+        data: dict[Path, Any],
+        info: dict[str, Any],
+        metadata: dict[Path, ImageMetadata] | None = None,
     ) -> list[Path]:
-        """Write the images and JSON files of the set, then the complete record; see the module.
+        """Write the images (with the `metadata` given for any of them) and JSON files of the
+        set, then the complete record; see the module.
 
         On any error the files written so far are removed again and the record stays "writing".
         """
+        carried = metadata or {}
         planned = [self.files.relative(path) for path in [*images, *data]]
         self._write_record("writing", dict.fromkeys(planned), info, sorted(self.ours))
         written: list[Path] = []
         try:
             for path, pixels in images.items():
-                written.append(write_image(path, pixels, self._replaces(path), 95, self.partial))
+                written.append(
+                    write_image(
+                        path, pixels, self._replaces(path), 95, self.partial, carried.get(path)
+                    )
+                )
             for path, value in data.items():
                 written.append(write_json(path, value, self._replaces(path), self.partial))
         except BaseException:
