@@ -236,3 +236,29 @@ def test_a_rewritten_clip_keeps_its_display_rotation(suffix: str, tmp_path: Path
     out = probe(target)
     assert (out.width, out.height, out.rotation) == (info.width, info.height, info.rotation)
     assert out.display_matrix == info.display_matrix
+
+
+def _tagged(source: Path, target: Path, tags: dict[str, str], language: str) -> None:
+    """A copy of `source` with container tags and a language on its audio stream."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        out.metadata.update(tags)
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        streams[src.streams.audio[0].index].metadata["language"] = language
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+
+
+def test_a_rewritten_clip_keeps_its_date_title_place_and_languages(tmp_path: Path) -> None:
+    plain, source, target = tmp_path / "plain.mp4", tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_clip(plain, face_frames(3, size=(64, 48), face_side=30))
+    tags = {"creation_time": "1999-12-31T23:59:00.000000Z", "title": "Wedding"}
+    _tagged(plain, source, {**tags, "location": "+48.8577+002.2950/"}, "fra")
+    rewrite_video(source, target, probe(source), lambda frame: frame.rgb)
+    with av.open(str(target)) as out:
+        assert tags.items() <= out.metadata.items()
+        assert out.metadata["location"] == "+48.8577+002.2950/"
+        assert out.streams.audio[0].metadata["language"] == "fra"
+        assert out.streams.video[0].metadata["creation_time"] == tags["creation_time"]
+        assert out.metadata["encoder"].startswith("Lavf")  # the muxer's own, not copied

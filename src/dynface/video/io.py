@@ -262,6 +262,17 @@ def check_quality(quality: int, path: str | Path) -> None:
         )
 
 
+#: Tags the muxer writes itself (brand, writing library, Matroska's stream duration), lower case.
+MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration"})
+
+
+def copy_tags(source: Any, target: Any) -> None:
+    """Copy metadata tags (creation time, title, location, language...) but the muxer's own."""
+    for key, value in source.items():
+        if key.lower() not in MUXER_TAGS:
+            target[key] = value
+
+
 class VideoWriter:
     """Encode RGB frames to `target` with the input clip's timing, and copy its audio packets.
 
@@ -313,16 +324,20 @@ class VideoWriter:
         return stream
 
     def add_audio_from(self, source: Any) -> None:
-        """Add an output stream per audio stream of the open input container `source`."""
+        """Add an output stream per audio stream of the open input container `source`, and
+        carry the clip's tags (date, title, place; each stream's language): `copy_tags`."""
         av = _av()
 
         try:
             for audio in source.streams.audio:
                 self._audio[audio.index] = self._container.add_stream_from_template(audio)
+                copy_tags(audio.metadata, self._audio[audio.index].metadata)
         except av.error.FFmpegError as exc:
             raise VideoWriteError(
                 f"could not copy the sound into {self.target}: {_why(exc)}"
             ) from None
+        copy_tags(source.metadata, self._container.metadata)
+        copy_tags(source.streams.video[0].metadata, self._video.metadata)
 
     def mux_audio(self, packet: Any) -> None:
         """Copy one audio packet of the input (unchanged) into the output."""
