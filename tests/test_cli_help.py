@@ -39,3 +39,11 @@ def test_eval_help_lists_every_default_metric_uncut(helps: dict[str, str]) -> No
     text = " ".join(helps["eval"].replace("│", " ").split())
     assert "all: psnr, ssim, psnr_y, ssim_y, lpips, fid, niqe, idd, lmd." in text
     assert "…" not in helps["eval"]
+
+
+def test_install_hints_keep_their_extras(helps: dict[str, str]) -> None:
+    """Rich reads `[cpu]` as markup unless escaped: the hint must say which extra to install."""
+    restore = " ".join(helps["restore"].replace("│", " ").split())
+    assert 'pip install "dynface[cpu]"' in restore
+    ui = " ".join(_help("ui").replace("│", " ").split())
+    assert 'pip install "dynface[ui]"' in ui

@@ -435,3 +435,14 @@ def test_restore_on_a_cpu_suggests_fewer_steps_when_none_are_given(tmp_path):
         assert done.returncode == 0, done.stderr
         assert (tip in done.stdout) is expected, done.stdout
 
+
+def test_restore_on_a_cpu_without_a_cpu_runtime_suggests_the_cpu_extra(
+    fake, photos, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("dynface.backends.available_backends", lambda: ["torch", "torch-compile"])
+    tip = 'tip: on a CPU, pip install "dynface[cpu]" runs the networks on ONNX Runtime'
+    result = run(str(photos), "-o", str(tmp_path / "a"), "--device", "cpu", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert tip in " ".join(result.output.split())
+    chosen = run(str(photos), "-o", str(tmp_path / "b"), "--device", "cpu", "--backend", "torch")
+    assert chosen.exit_code == 0 and tip not in " ".join(chosen.output.split())
