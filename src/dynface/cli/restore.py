@@ -475,6 +475,8 @@ def _launch(console: Any, model: ModelChoice) -> tuple[Any, Any]:
 def _load(console: Any, model: ModelChoice, device: str) -> Any:
     """The restorer on `device`; a bad config is a usage error, a missing weight file a failure
     (exit 1)."""
+    from rich.markup import escape
+
     try:
         return load_restorer(
             model.config,
@@ -488,7 +490,7 @@ def _load(console: Any, model: ModelChoice, device: str) -> Any:
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
     except RuntimeError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from exc
 
 
@@ -505,6 +507,7 @@ def _announce(
         + (part if share.count > 1 else ""),
         soft_wrap=True,
         highlight=False,
+        markup=False,  # paths and notes are shown as they are
     )
     for tip in _cpu_tips(restorer, model):
         console.print(f"tip: on a CPU, {tip}", highlight=False, markup=False)

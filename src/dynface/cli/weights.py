@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dynface import weights as w
@@ -47,7 +48,7 @@ def _names(names: list[str] | None) -> list[str]:
     try:
         return [w.get_spec(name).name for name in names] if names else list(w.REGISTRY)
     except w.WeightsUnavailable as err:
-        _err.print(f"[red]error:[/] {err}", soft_wrap=True)
+        _err.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -116,7 +117,7 @@ def download(
         try:
             path = w.download(name, force=force)
         except (w.WeightsUnavailable, w.WeightsCorrupted) as err:
-            _err.print(f"[red]failed[/] {name}: {err}", soft_wrap=True)
+            _err.print(f"[red]failed[/] {name}: {escape(str(err))}", soft_wrap=True)
             failed = True
             continue
         note = "" if w.expected_sha256(w.get_spec(name))[0] else " (trusted once it first loads)"
@@ -171,6 +172,6 @@ def path(
     try:
         found = w.resolve(name, weights_dir=weights_dir, download=False)
     except (w.WeightsUnavailable, w.WeightsCorrupted) as err:
-        _err.print(f"[red]error:[/] {err}", soft_wrap=True)
+        _err.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(1) from None
     typer.echo(str(found))
