@@ -18,7 +18,7 @@ from dynface.diffusion import Diffusion
 from dynface.errors import UsageError
 from dynface.inputs import ImageInput, as_face_list
 from dynface.method.fidelity import DEFAULT_FIDELITY
-from dynface.method.pipeline import Pipeline, PipelineOutput
+from dynface.method.pipeline import Pipeline, PipelineOutput, check_blur_levels
 from dynface.nets import build_swinir, build_unet
 from dynface.results import RestoreResult
 
@@ -102,6 +102,11 @@ class Restorer:
         """The runtime each big network runs on, e.g. {"prior": "openvino", "rm": "openvino"}."""
         nets = self.pipeline.modules()
         return {name: str(getattr(nets[name], "backend", "torch")) for name in ("prior", "rm")}
+
+    @property
+    def sampling(self) -> dict[str, str]:
+        """What samples the faces: {"solver": "dpmpp2m", "respacing": "logsnr18"} (e.g.)."""
+        return {"solver": self.pipeline.solver, "respacing": self.pipeline.diffusion.respacing}
 
     @property
     def is_random(self) -> bool:
@@ -193,6 +198,7 @@ def _per_face(values: Tensor | Sequence[float], count: int) -> Tensor:
     levels = torch.as_tensor(values, dtype=torch.float32).flatten().cpu()
     if len(levels) != count:
         raise UsageError(f"got {len(levels)} blur levels for {count} faces; give one per face")
+    check_blur_levels(levels, "given")
     return levels
 
 
