@@ -401,9 +401,7 @@ def _resolve_fast(data: dict[str, Any], overrides: Mapping[str, Any]) -> None:
     section = data.get("diffusion")
     if not isinstance(section, dict) or section.get("respacing") != FAST_NAME:
         return
-    solver_given = any(
-        overrides.get(key) is not None for key in ("solver", "diffusion.solver")
-    )
+    solver_given = any(overrides.get(key) is not None for key in ("solver", "diffusion.solver"))
     section["respacing"] = FAST[1]
     if not solver_given:
         section["solver"] = FAST[0]

@@ -454,8 +454,8 @@ def finish_photo(
             return PhotoResult(path, "failed", photo.error, faces_found=count)
         restored = np.stack([face for face in photo.restored if face is not None])
         images, data = output_set(photo, restored, options, restorer, background)
-        info: dict[str, Any] = {"faces": count, "seconds": round(time.perf_counter() - photo.started, 3)}
-        info.update(sampling_of(restorer))
+        seconds = round(time.perf_counter() - photo.started, 3)
+        info: dict[str, Any] = {"faces": count, "seconds": seconds, **sampling_of(restorer)}
         carried = {photo.claim.files.final: photo.image.metadata}  # EXIF, ICC profile
         written = photo.claim.commit(images, data, info, carried)
     except OSError as exc:

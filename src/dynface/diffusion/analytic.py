@@ -81,3 +81,15 @@ def variance_check(
         mean_error=round(float(out.mean()) - MEAN, 4),
         nfe=start + 1,
     )
+
+
+def exact_flow_output(x: Tensor, start_t: int, alphas_cumprod: Tensor) -> Tensor:
+    """Where the exact probability-flow ODE takes `x` (at timestep `start_t`) at t = 0, then its
+    x0 prediction there (what an exact deterministic sampler returns): the flow keeps the
+    standardised value (x_t - alpha_t m) / sqrt(alpha_t^2 v + sigma_t^2)."""
+    a_start, a_end = alphas_cumprod[start_t].double(), alphas_cumprod[0].double()
+    spread = (a_start * VARIANCE + 1 - a_start).sqrt()
+    u = (x.double() - a_start.sqrt() * MEAN) / spread
+    x_end = a_end.sqrt() * MEAN + (a_end * VARIANCE + 1 - a_end).sqrt() * u
+    gain = a_end.sqrt() * VARIANCE / (a_end * VARIANCE + 1 - a_end)
+    return MEAN + gain * (x_end - a_end.sqrt() * MEAN)

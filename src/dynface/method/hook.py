@@ -2,8 +2,8 @@
 
 `x0 <- x0 + A (x0' - x0)` where x0' is the closed-form (or gradient) guidance over the targets
 that are active at this step (t <= t(s_j)) and A the DGSA map (docs/method.md, "Guidance" and
-"DGSA"). The hook keeps the mean strength it applied per face, for the traces, and says which targets are
-active per face (`phase`), so a multistep sampler treats a switch as a first step.
+"DGSA"). The hook keeps the mean strength it applied per face, for the traces, and says which
+targets are active per face (`phase`), so a multistep sampler treats a switch as a first step.
 """
 
 from __future__ import annotations

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dynface.config import MethodConfig
+from dynface.config import MethodConfig, solver_name
 from dynface.diffusion import Diffusion, sampler
-from dynface.config import solver_name
 from dynface.diffusion.ddim import Generators, StepInfo, noise_sampler
 from dynface.errors import UsageError
 from dynface.method.dblm import BlurLevelEstimator, LearnedEstimator, ZeroShotEstimator
