@@ -5,6 +5,7 @@ the hook's phase (a guidance target switching on)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import pytest
@@ -14,7 +15,7 @@ from dynface.config import load_restore_config
 from dynface.diffusion import Diffusion, sampler
 from dynface.diffusion.analytic import MEAN, VARIANCE, GaussianEpsilon, exact_flow_output
 from dynface.diffusion.ddim import StepInfo
-from dynface.diffusion.dpm_solver import sample_dpmpp_2m, step_coefficients
+from dynface.diffusion.dpm_solver import sample_dpmpp_2m
 from dynface.diffusion.noise import noise_sampler
 from dynface.method.dsst import to_respaced_index
 from dynface.nets import build_unet
@@ -119,6 +120,7 @@ class _SwitchingHook:
 
 
 def test_a_phase_change_is_a_first_step(net):
+    """At the step where the hook's phase changes, the step is DDIM's: no extrapolation."""
     diffusion, start = _grid(10)
     x, switch = _start(), 4
     for phased, first_order in ((True, True), (False, False)):
@@ -130,21 +132,45 @@ def test_a_phase_change_is_a_first_step(net):
         hook = _SwitchingHook(switch, phased)
         sample_dpmpp_2m(diffusion, net, x, start, x0_hook=hook, callback=keep)
         before = next(s for s in states if s.index == switch + 1).x
-        after = next(s for s in states if s.index == switch)
-        coefs = step_coefficients(diffusion, switch, torch.zeros(1))
-        first = float(coefs[0]) * before + float(coefs[1]) * after.x0
-        assert torch.allclose(after.x, first, atol=1e-5) is first_order
+        after = next(s for s in states if s.index == switch).x
+        guide = functools.partial(hook, index=switch, rows=torch.arange(1))
+        ddim, _ = diffusion.ddim_step(net, before, switch, guide=guide)
+        assert torch.allclose(after, ddim, atol=1e-5) is first_order
 
 
-def test_eta_injects_ddims_fresh_noise(net):
-    """The SDE form's noise at eta equals DDIM's sigma_eta at every step (eta keeps its meaning)."""
+def _sde_dpmpp_2m(diffusion, model, x, start, eta, noise):
+    """SDE-DPM-Solver++(2M) written out (VP form of k-diffusion's midpoint rule), eta' per step
+    such that e^{-eta' h} = sqrt(1 - eta^2 (1 - e^{-2h}))."""
+    old, h_last = None, None
+    for i in range(start, -1, -1):
+        _, d = diffusion.predict(model, x, i)
+        if i == 0:
+            return d
+        a_s, a_t = diffusion.alphas_cumprod[i], diffusion.alphas_cumprod_prev[i]
+        h = 0.5 * (torch.log(a_t / (1 - a_t)) - torch.log(a_s / (1 - a_s)))
+        k = (1 - eta**2 * (1 - torch.exp(-2 * h))).sqrt()
+        phi = a_t.sqrt() * (1 - torch.exp(-h) * k)
+        new = ((1 - a_t) / (1 - a_s)).sqrt() * k * x + phi * d
+        if old is not None:
+            new = new + phi / (2 * max(float(h_last / h), 0.5)) * (d - old)
+        z = noise(torch.arange(len(x)), i)
+        x = (new + (1 - a_t).sqrt() * (1 - k**2).sqrt() * z).float()
+        old, h_last = d, h
+    return x
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_without_a_hook_it_is_sde_dpm_solver_pp_2m(eta):
+    """DDIM's step plus the correction equals the SDE-DPM-Solver++(2M) step whenever x0 is not
+    clipped (the Gaussian model): eta' matched so the fresh noise is DDIM's."""
     diffusion = Diffusion(1000, "linear", "logsnr18")
-    for index in range(1, diffusion.num_steps):
-        a, a_prev = diffusion.alphas_cumprod[index], diffusion.alphas_cumprod_prev[index]
-        for eta in (0.0, 0.5, 1.0):
-            ddim_sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
-            z_coef = step_coefficients(diffusion, index, torch.tensor([eta]))[2]
-            assert float(z_coef) == pytest.approx(float(ddim_sigma), rel=1e-9, abs=1e-12)
+    model = GaussianEpsilon(diffusion.base_alphas_cumprod)
+    x = 0.6 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    gens = [torch.Generator().manual_seed(k) for k in (4, 5)]
+    noise = noise_sampler(gens, x.shape, x.device, diffusion.timesteps)
+    ours = sample_dpmpp_2m(diffusion, model, x, 13, eta, noise=noise)
+    torch.testing.assert_close(ours, _sde_dpmpp_2m(diffusion, model, x, 13, eta, noise),
+                               atol=1e-4, rtol=0)  # fmt: skip
 
 
 def test_the_old_dpm2m_name_runs_the_new_solver():

@@ -60,6 +60,13 @@ SOLVER_ALIASES = {"dpm2m": "dpmpp2m"}
 #: 18 steps uniform in log-SNR: a face that starts at t <= 878 takes at most 16 evaluations.
 FAST = ("dpmpp2m", "logsnr18")
 FAST_NAME = "fast"
+#: What --steps accepts: "fast", "ddimN", "logsnrN", or step counts such as "250" or "10,20".
+STEPS_PATTERN = r"fast|(ddim|logsnr)?\d+(,\d+)*"
+
+
+def steps_respacing(steps: str) -> str:
+    """The respacing a --steps value runs on ("fast": FAST's)."""
+    return FAST[1] if steps.strip() == FAST_NAME else steps.strip()
 #: Bounds that keep a config from exhausting memory or time before it fails.
 MAX_IMAGE_SIZE = 4096
 MAX_TARGETS = 8

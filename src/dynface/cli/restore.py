@@ -47,7 +47,8 @@ class Backend(StrEnum):
 
 class Solver(StrEnum):
     ddim = "ddim"
-    dpm2m = "dpm2m"
+    dpmpp2m = "dpmpp2m"
+    dpm2m = "dpm2m"  # the old name: runs dpmpp2m
 
 
 class BgUpsampler(StrEnum):
@@ -67,7 +68,8 @@ PrecisionOption = Annotated[Precision, typer.Option(help="Network precision (fp1
 StepsOption = Annotated[
     str | None,
     typer.Option(
-        help='Sampling steps (respacing), e.g. "250" or "ddim50" (faster); default: the config\'s.'
+        help='Sampling steps: "fast" (DPM-Solver++ on 18 log-SNR steps, at most 16 per face), '
+        '"ddim50", "logsnr18" or "250"; default: the config\'s.'
     ),
 ]
 BackendOption = Annotated[
@@ -80,8 +82,8 @@ BackendOption = Annotated[
 SolverOption = Annotated[
     Solver | None,
     typer.Option(
-        help="Sampler: ddim (default) or dpm2m (second order: use with fewer --steps, e.g. "
-        "ddim50); default: the config's."
+        help="Sampler: ddim or dpmpp2m (DPM-Solver++(2M), second order: use with --steps "
+        "logsnrN; dpm2m is its old name); default: the config's, or fast's with --steps fast."
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
@@ -144,7 +146,10 @@ EPILOG = (
     "restored as flat patches). "
     "See docs/restore.md."
 )
-STEPS_HINT = "use e.g. --steps ddim50 (50 evenly spaced steps, fast) or --steps 250"
+STEPS_HINT = (
+    "use e.g. --steps fast (the few-step setting), --steps ddim50 (50 evenly spaced steps) "
+    "or --steps 250"
+)
 #: Sampling steps that make a face take minutes on a CPU (`demo` takes them there by default).
 CPU_STEPS = "ddim50"
 
@@ -189,7 +194,7 @@ def check_model(model: ModelChoice) -> None:
     with usage_error("--config", ConfigError, "; pass a preset name or the path of a YAML config"):
         loaded = load_restore_config(model.config)
     if model.steps is not None:
-        _check_steps(model.steps, loaded.diffusion.steps)
+        _check_steps(model.steps, loaded.diffusion.steps, loaded.diffusion.schedule)
     with usage_error("--device", RuntimeError, "; use --device auto (or cpu)"):
         torch_device = pick_device(model.device)
     if model.precision == "fp16" and torch_device.type == "cpu":
@@ -200,16 +205,17 @@ def check_model(model: ModelChoice) -> None:
     _check_backend(model.backend, model.precision)
 
 
-def _check_steps(steps: str, total: int) -> None:
-    """--steps must be a respacing of the config's `total`-step diffusion."""
+def _check_steps(steps: str, total: int, schedule: str = "linear") -> None:
+    """--steps must be "fast" or a respacing of the config's `total`-step diffusion."""
+    from dynface.config import STEPS_PATTERN, steps_respacing
     from dynface.diffusion.schedule import respaced_timesteps
 
-    if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
+    if not re.fullmatch(STEPS_PATTERN, steps.strip()):
         raise typer.BadParameter(
             f"{steps!r} is not a step count; {STEPS_HINT}", param_hint="--steps"
         )
     try:
-        respaced_timesteps(total, steps)
+        respaced_timesteps(total, steps_respacing(steps), schedule)
     except ValueError as exc:
         raise typer.BadParameter(
             f"{steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}",
@@ -220,15 +226,16 @@ def _check_steps(steps: str, total: int) -> None:
 def cpu_speedup(config: str) -> tuple[str, int] | None:
     """(the config's respacing, how many times more steps it takes than `CPU_STEPS`) when it
     takes more; None otherwise, and for a config that does not load (the usage checks say so)."""
-    from dynface.config import ConfigError, load_restore_config
+    from dynface.config import ConfigError, load_restore_config, steps_respacing
     from dynface.diffusion.schedule import respaced_timesteps
 
     try:
         diffusion = load_restore_config(config).diffusion
-        configured = len(respaced_timesteps(diffusion.steps, diffusion.respacing))
+        configured = len(diffusion.timesteps)
     except (ConfigError, ValueError):
         return None
-    fast = len(respaced_timesteps(diffusion.steps, CPU_STEPS))
+    cpu = steps_respacing(CPU_STEPS)
+    fast = len(respaced_timesteps(diffusion.steps, cpu, diffusion.schedule))
     return (str(diffusion.respacing), round(configured / fast)) if configured > fast else None
 
 
@@ -503,6 +510,7 @@ def _announce(
     console.print(
         f"dynface restore: {count} input(s), device {restorer.device}, "
         f"config {model.config}, precision {model.precision}{_backends_note(restorer)}"
+        + _sampling_note(restorer)
         + (f", background {_describe_background(background)}" if background else "")
         + (part if share.count > 1 else ""),
         soft_wrap=True,
@@ -516,6 +524,14 @@ def _announce(
             "[yellow]warning:[/yellow] this config uses random weights (a smoke test): "
             "the method runs in full, but the faces come out as flat patches, not restorations"
         )
+
+
+def _sampling_note(restorer: Any) -> str:
+    """ ", solver dpmpp2m, steps logsnr18": what samples the faces (empty for a fake restorer)."""
+    sampling = getattr(restorer, "sampling", None)
+    if not isinstance(sampling, dict):
+        return ""
+    return f", solver {sampling['solver']}, steps {sampling['respacing']}"
 
 
 def _cpu_tips(restorer: Any, model: ModelChoice) -> list[str]:
