@@ -18,6 +18,7 @@ from dynface.diffusion.analytic import variance_check
 from dynface.diffusion.noise import noise_sampler
 from dynface.errors import UsageError
 from dynface.method.dsst import to_respaced_index
+from dynface.nets import build_unet
 
 ETAS = (0.0, 0.5, 1.0)
 
@@ -119,3 +120,43 @@ def test_a_nan_blur_level_is_refused_never_a_nan_image(fast):
         fast.pipeline.restore(bad)
     with pytest.raises(UsageError, match="NaN or infinite pixels"):
         fast.restore_aligned(bad)
+
+
+class _Pull:
+    """A guidance stand-in: pulls x0 towards a target, harder once a second target is on."""
+
+    def __init__(self, target: torch.Tensor, timesteps: torch.Tensor) -> None:
+        self.target, self.timesteps = target, timesteps
+
+    def __call__(self, x0: torch.Tensor, index: int, rows: torch.Tensor) -> torch.Tensor:
+        strength = 0.3 if int(self.timesteps[index]) <= 600 else 0.15
+        return x0 + strength * (self.target - x0)
+
+    def phase(self, index: int, rows: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(rows),), int(int(self.timesteps[index]) <= 600))
+
+
+@pytest.mark.slow
+def test_fast_is_closer_to_the_1000_step_ddim_chain_than_ddim50_on_the_tiny_net():
+    """The tiny UNet with random weights, guided, eta 0, started at t <= 750 from the same image
+    and noise: FAST (14 evaluations) lands nearer the 750-step DDIM chain than ddim50 (38)."""
+    torch.manual_seed(0)
+    net = build_unet(dict(load_restore_config("tiny-random").prior.params)).eval()
+    gen = torch.Generator().manual_seed(0)
+    image, target = ((torch.rand(2, 1, 3, 32, 32, generator=gen) * 2 - 1) * 0.5).unbind(0)
+    noise = torch.randn(1, 3, 32, 32, generator=gen)
+
+    def chain(solver: str, respacing: str | None) -> tuple[torch.Tensor, int]:
+        diffusion = Diffusion(1000, "linear", respacing)
+        start = int(to_respaced_index(torch.tensor([750]), diffusion.timesteps)[0])
+        x = diffusion.q_sample(image, start, noise)
+        hook = _Pull(target, diffusion.timesteps)
+        return dynface.diffusion.sampler(diffusion, solver)(net, x, start, x0_hook=hook), start + 1
+
+    reference, _ = chain("ddim", None)
+    errors = {}
+    for solver, respacing in (FAST, ("ddim", "ddim50")):
+        out, nfe = chain(solver, respacing)
+        errors[respacing] = (float((out - reference).pow(2).mean().sqrt()), nfe)
+    assert errors[FAST[1]][1] <= 16 and errors["ddim50"][1] == 38, errors
+    assert errors[FAST[1]][0] <= errors["ddim50"][0], errors  # 0.0045 vs 0.012 when written
