@@ -150,8 +150,10 @@ STEPS_HINT = (
     "use e.g. --steps fast (the few-step setting), --steps ddim50 (50 evenly spaced steps) "
     "or --steps 250"
 )
-#: Sampling steps that make a face take minutes on a CPU (`demo` takes them there by default).
-CPU_STEPS = "ddim50"
+#: The steps `demo` and `restore` take on a CPU when neither --steps nor --solver is given: FAST
+#: (at most 16 network evaluations a face; as close to the 1000-step DDIM chain as ddim50 on the
+#: analytic model and the tiny nets: docs/method.md). GPUs keep the config's (ddim250).
+CPU_STEPS = "fast"
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ def _check_steps(steps: str, total: int, schedule: str = "linear") -> None:
 
 def cpu_speedup(config: str) -> tuple[str, int] | None:
     """(the config's respacing, how many times more steps it takes than `CPU_STEPS`) when it
-    takes more; None otherwise, and for a config that does not load (the usage checks say so)."""
+    takes at least twice as many; None otherwise, and for a config that does not load (the
+    usage checks say so)."""
     from dynface.config import ConfigError, load_restore_config, steps_respacing
     from dynface.diffusion.schedule import respaced_timesteps
 
@@ -236,7 +239,33 @@ def cpu_speedup(config: str) -> tuple[str, int] | None:
         return None
     cpu = steps_respacing(CPU_STEPS)
     fast = len(respaced_timesteps(diffusion.steps, cpu, diffusion.schedule))
-    return (str(diffusion.respacing), round(configured / fast)) if configured > fast else None
+    return (str(diffusion.respacing), round(configured / fast)) if configured >= 2 * fast else None
+
+
+def cpu_steps(config: str, device: str, command: str) -> str | None:
+    """`CPU_STEPS` when the run is on a CPU and the config asks for more steps; said on stderr.
+
+    None otherwise, and when the config or device is wrong (the usage checks report those).
+    """
+    from rich.console import Console
+
+    from dynface.devices import pick_device
+
+    try:
+        on_cpu = pick_device(device).type == "cpu"
+    except RuntimeError:
+        return None
+    speedup = cpu_speedup(config)
+    if not on_cpu or speedup is None:
+        return None
+    configured, ratio = speedup
+    Console(stderr=True).print(
+        f"On a CPU {command} runs --steps {CPU_STEPS}: {ratio}x fewer steps than the config's "
+        f"{configured}; pass --steps {configured} for those.",
+        highlight=False,
+        markup=False,
+    )
+    return CPU_STEPS
 
 
 def _check_fidelity(fidelity: float, pipeline: Any = None) -> None:
@@ -320,6 +349,8 @@ def restore(
     """
     from dynface.photos import RestoreOptions
 
+    if steps is None and solver is None:
+        steps = cpu_steps(config, device, "restore")
     model = ModelChoice(config, weights_dir, device, precision, steps, solver, backend)
     options = RestoreOptions(
         aligned=aligned,
@@ -545,7 +576,7 @@ def _cpu_tips(restorer: Any, model: ModelChoice) -> list[str]:
     if speedup:
         tips.append(
             f"--steps {CPU_STEPS} takes {speedup[1]}x fewer steps than the config's "
-            f"{speedup[0]} (minutes per face instead of a quarter of an hour)"
+            f"{speedup[0]} (DPM-Solver++, at most 16 network evaluations a face)"
         )
     if model.backend == "auto" and not {"onnxruntime", "openvino"} & set(available_backends()):
         tips.append(
