@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from dynface.diffusion import Diffusion, sampler
+from dynface.diffusion.noise import noise_sampler
 from dynface.method.dsst import to_respaced_index
 
 #: The data of the check: mean and variance per pixel (well inside [-1, 1], so clipping is moot).
@@ -25,7 +26,9 @@ START_T = 750
 class GaussianEpsilon(nn.Module):
     """The exact epsilon prediction of x0 ~ N(mean, variance) per pixel at timestep t."""
 
-    def __init__(self, alphas_cumprod: Tensor, mean: float = MEAN, variance: float = VARIANCE):
+    def __init__(
+        self, alphas_cumprod: Tensor, mean: float = MEAN, variance: float = VARIANCE
+    ) -> None:
         super().__init__()
         self.alphas_cumprod, self.mean, self.variance = alphas_cumprod.double(), mean, variance
         self.dummy = nn.Parameter(torch.zeros(()))  # so the samplers find a device and dtype
@@ -69,8 +72,6 @@ def variance_check(
     spread = (a * VARIANCE + 1 - a) ** 0.5
     x = a**0.5 * MEAN + spread * torch.randn(shape, generator=gen)
     generators = [torch.Generator().manual_seed(seed * 1000 + k) for k in range(shape[0])]
-    from dynface.diffusion.noise import noise_sampler
-
     noise = noise_sampler(generators, shape, x.device, diffusion.timesteps)
     out = sampler(diffusion, solver)(model, x, start, eta, noise=noise).double()
     return VarianceCheck(
