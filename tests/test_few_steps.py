@@ -19,6 +19,7 @@ from dynface.diffusion.noise import noise_sampler
 from dynface.errors import UsageError
 from dynface.method.dsst import to_respaced_index
 from dynface.nets import build_unet
+from dynface.ui.jobs import JobSettings, check_settings
 
 ETAS = (0.0, 0.5, 1.0)
 
@@ -55,6 +56,7 @@ def test_steps_fast_names_the_solver_and_the_respacing():
     assert (fast.solver, fast.respacing) == FAST
     chosen = load_restore_config("tiny-random", {"steps": "fast", "solver": "ddim"}).diffusion
     assert (chosen.solver, chosen.respacing) == ("ddim", FAST[1])
+    check_settings(JobSettings(steps="fast"), "tiny-random")  # the web UI's steps choice
 
 
 def _recorded_noise(start: int, seed: int) -> dict[int, torch.Tensor]:
