@@ -131,9 +131,10 @@ class Pipeline:
     ) -> PipelineOutput:
         """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
 
-        `generator`: one per face (a face's result then depends on its own generator only), one
-        for the batch, or None. `initial_noise` (working size) replaces the first draw, so a
-        reference chain can be reproduced exactly. `on_plan(total)` is called once the start
+        `generator`: one per face (a face's noise is keyed by its generator's seed and each
+        step's timestep, so its result depends on that seed only: `dynface.diffusion.noise`),
+        one for the batch, or None. `initial_noise` (working size) replaces the start noise, so
+        a reference chain can be reproduced exactly. A NaN input or s* is a UsageError. `on_plan(total)` is called once the start
         steps are known, with the batch's network evaluations (the sum of the traces' nfe);
         `progress(n)` after each sampling step with the faces evaluated in it. `s_star` (B,), px
         at 512, replaces the estimated blur levels (video smooths them along a face's track).
