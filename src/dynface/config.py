@@ -67,6 +67,8 @@ STEPS_PATTERN = r"fast|(ddim|logsnr)?\d+(,\d+)*"
 def steps_respacing(steps: str) -> str:
     """The respacing a --steps value runs on ("fast": FAST's)."""
     return FAST[1] if steps.strip() == FAST_NAME else steps.strip()
+
+
 #: Bounds that keep a config from exhausting memory or time before it fails.
 MAX_IMAGE_SIZE = 4096
 MAX_TARGETS = 8

@@ -134,8 +134,9 @@ class Pipeline:
         `generator`: one per face (a face's noise is keyed by its generator's seed and each
         step's timestep, so its result depends on that seed only: `dynface.diffusion.noise`),
         one for the batch, or None. `initial_noise` (working size) replaces the start noise, so
-        a reference chain can be reproduced exactly. A NaN input or s* is a UsageError. `on_plan(total)` is called once the start
-        steps are known, with the batch's network evaluations (the sum of the traces' nfe);
+        a reference chain can be reproduced exactly. A NaN input or s* is a UsageError.
+        `on_plan(total)` is called once the start steps are known, with the batch's network
+        evaluations (the sum of the traces' nfe);
         `progress(n)` after each sampling step with the faces evaluated in it. `s_star` (B,), px
         at 512, replaces the estimated blur levels (video smooths them along a face's track).
         `fidelity` in [0, 1]: 0 = more detail from the prior, 0.5 = the method as configured,
