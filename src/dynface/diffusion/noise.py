@@ -25,7 +25,8 @@ def sample_keys(generators: Generators, batch: int) -> list[int]:
     """One key per sample: the seed of each sample's own generator, or keys drawn from one shared
     generator (or the global one, None) in batch order."""
     if generators is None or isinstance(generators, torch.Generator):
-        keys = torch.randint(2**_KEY_BITS, (batch,), generator=generators)
+        device = generators.device if generators is not None else torch.device("cpu")
+        keys = torch.randint(2**_KEY_BITS, (batch,), generator=generators, device=device)
         return [int(k) for k in keys.tolist()]
     if len(generators) < batch:
         raise ValueError(f"{len(generators)} generators for {batch} samples; give one per sample")
