@@ -137,6 +137,22 @@ ShardOption = Annotated[
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
+IdentityGuardOption = Annotated[
+    bool,
+    typer.Option(
+        "--identity-guard",
+        help="Check that every restored face is still the same person; restore a face that "
+        "drifted again at fidelity 0.75, then 1.0 (needs dynface\\[identity]; docs/identity.md).",
+    ),
+]
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference",
+        help="A photo of the person (repeatable): identity is measured against it instead of "
+        "each face's input.",
+    ),
+]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
@@ -303,6 +319,8 @@ def restore(
     shard: ShardOption = None,
     video_quality: VideoQualityOption = 18,
     fidelity: FidelityOption = DEFAULT_FIDELITY,
+    identity_guard: IdentityGuardOption = False,
+    reference: ReferenceOption = None,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -325,6 +343,8 @@ def restore(
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
         fidelity=fidelity,
+        identity_guard=identity_guard,
+        references=tuple(reference or ()),
     )
     if run_restore(list(inputs), output, model, options, parse_shard(shard), video_quality):
         raise typer.Exit(1)
@@ -626,6 +646,33 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
         f"{seconds / restored:.2f} s" if restored else "-",
     )
     console.print(table)
+    for line in identity_lines(results):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def identity_lines(results: list[Any]) -> list[str]:
+    """What the summary says of identity: the faces not confirmed, by name, and those not
+    measured, with the reason."""
+    unconfirmed, unmeasured, reasons = [], [], set()
+    for result in results:
+        for face in getattr(result, "identity", []):
+            name = f"{result.path.name} face {face['face']}"
+            if face["verdict"] == "not confirmed":
+                unconfirmed.append(f"{name} ({face['distance']:.2f})")
+            elif face["verdict"] == "not measured":
+                unmeasured.append(name)
+                reasons.add(face["reason"])
+    lines = []
+    if unconfirmed:
+        lines.append(
+            f"identity not confirmed for {len(unconfirmed)} face(s): {', '.join(unconfirmed)} "
+            "(try --identity-guard or a higher --fidelity)"
+        )
+    if unmeasured:
+        lines.append(
+            f"identity not measured for {len(unmeasured)} face(s): {'; '.join(sorted(reasons))}"
+        )
+    return lines
 
 
 def _result_line(result: Any) -> str:
