@@ -5,9 +5,11 @@ For each degradation level, photo i of person A is degraded (the input) and comp
 other clean photo: photo j != i of A (same person) and every photo of another person (the
 restored face gone wrong). The input's face box is found on its clean photo, as the guard finds
 it on the restored face of a pixel-aligned pair. Two ways are measured: "plain" (degraded input
-vs clean photo) and "matched" (the clean photo degraded the same way first, i.e. the restored face
-brought back to the input's degradation). Writes benchmarks/results/identity_calibration.json and
-prints the ROC table of docs/identity.md.
+vs clean photo), "matched" (the clean photo degraded the same way first: the restored face
+brought back to the input's exact degradation, known only here) and "s*-matched" (what the guard
+does: the clean photo blurred by a Gaussian of the input's blur level s*, estimated by the shipped
+estimator and rounded to 1 px here so that blurred embeddings can be shared).
+Writes benchmarks/results/identity_calibration.json and prints the table of docs/identity.md.
 
     python benchmarks/identity_calibration.py [--per-person 4]
 """
@@ -25,7 +27,9 @@ from PIL import Image
 
 from dynface.data.degrade import Degradation, degrade, sample_protocol
 from dynface.identity import SAME_PERSON
+from dynface.identity.guard import blur_to
 from dynface.identity.measure import embedding, face_box
+from dynface.method.learned_se import learned_blur_level
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dmdnet_celebref" / "refs_hq"
 OUT = Path(__file__).resolve().parent / "results" / "identity_calibration.json"
@@ -77,6 +81,42 @@ def embed_all(people, boxes, params: Degradation | None) -> dict[tuple[str, int]
                 image = photo if params is None else degraded(photo, params)
                 out[name, k] = embedding(image, boxes[name, k])
     return out
+
+
+class BlurredEmbeddings:
+    """Embeddings of clean photos blurred to a whole-px blur level, computed once each."""
+
+    def __init__(self, people, boxes) -> None:
+        self.people, self.boxes, self.cache = people, boxes, {}
+
+    def __call__(self, name: str, k: int, level: int) -> np.ndarray:
+        if (name, k, level) not in self.cache:
+            image = blur_to(self.people[name][k], float(level))
+            self.cache[name, k, level] = embedding(image, self.boxes[name, k])
+        return self.cache[name, k, level]
+
+
+def blur_levels(people, params: Degradation, per_person: int) -> dict[tuple[str, int], float]:
+    """The shipped estimator's s* of each degraded input (px at 512)."""
+    levels = {}
+    for name, photos in people.items():
+        for k, photo in enumerate(photos[:per_person]):
+            x = torch.from_numpy(degraded(photo, params).copy()).permute(2, 0, 1)[None] / 255
+            levels[name, k] = float(learned_blur_level(x.float())[0])
+    return levels
+
+
+def s_matched_distances(inputs, clean, levels, blurred) -> tuple[list[float], list[float]]:
+    """Same- and other-person distances with each clean photo blurred to the input's s*."""
+    same, other = [], []
+    for (name, k), level in levels.items():
+        if (name, k) not in inputs:
+            continue
+        for name_j, j in clean:
+            if (name_j, j) != (name, k):
+                d = float(np.linalg.norm(inputs[name, k] - blurred(name_j, j, round(level))))
+                (same if name_j == name else other).append(d)
+    return same, other
 
 
 def pair_distances(inputs, others, per_person: int) -> tuple[list[float], list[float]]:
@@ -131,13 +171,24 @@ def main() -> None:
     people = load_people()
     boxes = {(n, k): face_box(p) for n, ps in people.items() for k, p in enumerate(ps)}
     clean = embed_all(people, boxes, None)
+    blurred = BlurredEmbeddings(people, boxes)
     results = {}
     for name, params in {**LEVELS, **protocol_levels(args.protocol_draws)}.items():
         inputs = embed_all(people, boxes, params) if name != "clean" else clean
         plain = summary(*pair_distances(inputs, clean, args.per_person), SAME_PERSON)
         matched = summary(*pair_distances(inputs, inputs, args.per_person), SAME_PERSON)
-        results[name] = {"params": params.as_row(), "plain": plain, "matched": matched}
-        print(f"{name:32s} plain {_row(plain)} | matched {_row(matched)}", flush=True)
+        levels = blur_levels(people, params, args.per_person)
+        guard = summary(*s_matched_distances(inputs, clean, levels, blurred), SAME_PERSON)
+        guard["s_star_mean"] = round(float(np.mean(list(levels.values()))), 2)
+        results[name] = {
+            "params": params.as_row(),
+            "plain": plain,
+            "matched": matched,
+            "s_star_matched": guard,
+        }
+        print(f"{name}: s* {guard['s_star_mean']}", flush=True)
+        for way, row in (("plain", plain), ("matched", matched), ("s*-matched", guard)):
+            print(f"  {way:10s} {_row(row)}", flush=True)
     payload = {
         "threshold": SAME_PERSON,
         "faces": sum(b is not None for b in boxes.values()),
