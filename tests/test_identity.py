@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from dynface.api import Restorer
-from dynface.cli.restore import identity_lines
 from dynface.identity import SAME_PERSON, compare, distance
 from dynface.identity.guard import IdentityOptions
+from dynface.identity.report import identity_lines
 from dynface.photos import RestoreOptions, restore_photos
 
 from .conftest import TEST_DATA
@@ -154,7 +154,11 @@ def test_photos_record_and_summary_name_the_unconfirmed_faces(tiny, tmp_path):
     [result] = restore_photos([TEST_DATA / "astronaut.png"], tiny, tmp_path, options)
     assert result.status == "ok" and [f["verdict"] for f in result.identity] == ["not confirmed"]
     record = json.loads((tmp_path / "records" / "astronaut.json").read_text())
-    assert record["identity"][0]["attempts"] == 3 and record["identity"][0]["fidelity"] == 1.0
+    assert (
+        record["identity"][0]["attempts"] == 3
+        and record["identity"][0]["name"] == "face 0"
+        and record["identity"][0]["fidelity"] == 1.0
+    )
     [line] = identity_lines([result])
     assert line.startswith("identity not confirmed for 1 face(s): astronaut.png face 0 (0.")
 
@@ -170,3 +174,31 @@ def test_cli_identity_guard_with_tiny_random_weights(tmp_path):
     trace = json.loads((tmp_path / "traces" / "astronaut.json").read_text())
     identity = trace["faces"][0]["method"]["identity"]
     assert identity["guard"] is True and identity["attempts"][0]["fidelity"] == 0.5
+
+
+@pytest.mark.slow
+def test_a_clip_decides_identity_once_per_track_and_restores_it_at_that_fidelity(tiny, tmp_path):
+    pytest.importorskip("av")
+    from dynface.video import VideoOptions, restore_video
+
+    from .video_clips import face_frames, write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, face_frames(5), audio=False)
+    stand_in = StandIn(ASTRONAUT, switch=0.75)  # another person below fidelity 0.75
+    tiny._restore_group = stand_in  # type: ignore[method-assign]
+    options = VideoOptions(face_size=256, identity=IdentityOptions(guard=True))
+    result = restore_video(clip, tiny, tmp_path / "out", options)
+    assert result.status == "ok" and result.faces_restored == 5
+    [track] = result.identity
+    assert track["name"] == "track 0" and track["verdict"] == "same person"
+    assert track["fidelity"] == 0.75 and track["attempts"] == 2
+    # decided on the track's first face (0.5, then 0.75), then every frame at 0.75
+    assert stand_in.calls[:2] == [(0.5, 1), (0.75, 1)]
+    assert {fidelity for fidelity, _ in stand_in.calls[2:]} == {0.75}
+    lines = (tmp_path / "out" / "traces" / "clip.frames.jsonl").read_text().splitlines()
+    identities = [json.loads(line)["method"]["identity"] for line in lines]
+    assert len(identities) == 5 and all(i == identities[0] for i in identities)
+    assert identities[0]["frame"] == 0 and len(identities[0]["attempts"]) == 2
+    tracks = json.loads((tmp_path / "out" / "traces" / "clip.tracks.json").read_text())
+    assert tracks["tracks"][0]["identity"]["verdict"] == "same person"

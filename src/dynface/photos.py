@@ -512,7 +512,7 @@ def identity_summary(traces: list[Any]) -> list[dict[str, Any]]:
             continue
         summary.append(
             {
-                "face": k,
+                "name": f"face {k}",
                 "verdict": entry["verdict"],
                 "distance": entry["distance"],
                 "fidelity": entry["attempts"][-1]["fidelity"],

@@ -646,33 +646,10 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
         f"{seconds / restored:.2f} s" if restored else "-",
     )
     console.print(table)
+    from dynface.identity.report import identity_lines
+
     for line in identity_lines(results):
         console.print(line, soft_wrap=True, highlight=False, markup=False)
-
-
-def identity_lines(results: list[Any]) -> list[str]:
-    """What the summary says of identity: the faces not confirmed, by name, and those not
-    measured, with the reason."""
-    unconfirmed, unmeasured, reasons = [], [], set()
-    for result in results:
-        for face in getattr(result, "identity", []):
-            name = f"{result.path.name} face {face['face']}"
-            if face["verdict"] == "not confirmed":
-                unconfirmed.append(f"{name} ({face['distance']:.2f})")
-            elif face["verdict"] == "not measured":
-                unmeasured.append(name)
-                reasons.add(face["reason"])
-    lines = []
-    if unconfirmed:
-        lines.append(
-            f"identity not confirmed for {len(unconfirmed)} face(s): {', '.join(unconfirmed)} "
-            "(try --identity-guard or a higher --fidelity)"
-        )
-    if unmeasured:
-        lines.append(
-            f"identity not measured for {len(unmeasured)} face(s): {'; '.join(sorted(reasons))}"
-        )
-    return lines
 
 
 def _result_line(result: Any) -> str:

@@ -283,10 +283,14 @@ class JobRunner:
         tracker: _Tracker,
     ) -> ClipOutput | str:
         """Restore one clip with the job's seed and centre-face choice, as `dynface restore`."""
+        from dynface.identity.guard import IdentityOptions
         from dynface.video import VideoOptions
 
         options = VideoOptions(
-            seed=seed, only_center_face=settings.only_center_face, fidelity=settings.fidelity
+            seed=seed,
+            only_center_face=settings.only_center_face,
+            fidelity=settings.fidelity,
+            identity=IdentityOptions(guard=settings.identity_guard),
         )
         try:
             return restore_clip(path, restorer, workdir, options, self._face_detector(), tracker)
