@@ -5,10 +5,9 @@ For each degradation level, photo i of person A is degraded (the input) and comp
 other clean photo: photo j != i of A (same person) and every photo of another person (the
 restored face gone wrong). The input's face box is found on its clean photo, as the guard finds
 it on the restored face of a pixel-aligned pair. Two ways are measured: "plain" (degraded input
-vs clean photo), "matched" (the clean photo degraded the same way first: the restored face
-brought back to the input's exact degradation, known only here) and "s*-matched" (what the guard
-does: the clean photo blurred by a Gaussian of the input's blur level s*, estimated by the shipped
-estimator and rounded to 1 px here so that blurred embeddings can be shared).
+vs clean photo) and "s*-matched" (what the guard does: the clean photo blurred by a Gaussian of
+the input's blur level s*, estimated by the shipped estimator and rounded to 1 px here so that
+blurred embeddings can be shared).
 Writes benchmarks/results/identity_calibration.json and prints the table of docs/identity.md.
 
     python benchmarks/identity_calibration.py [--per-person 4]
@@ -72,11 +71,14 @@ def degraded(image: np.ndarray, params: Degradation) -> np.ndarray:
     return np.ascontiguousarray((y.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
-def embed_all(people, boxes, params: Degradation | None) -> dict[tuple[str, int], np.ndarray]:
-    """Embeddings of every photo (degraded by `params` when given) in its clean photo's box."""
+def embed_all(
+    people, boxes, params: Degradation | None, first: int | None = None
+) -> dict[tuple[str, int], np.ndarray]:
+    """Embeddings of each person's photos (the `first` ones; degraded by `params` when given)
+    in the clean photo's box."""
     out = {}
     for name, photos in people.items():
-        for k, photo in enumerate(photos):
+        for k, photo in enumerate(photos[:first]):
             if boxes[name, k] is not None:
                 image = photo if params is None else degraded(photo, params)
                 out[name, k] = embedding(image, boxes[name, k])
@@ -152,6 +154,7 @@ def summary(same: list[float], other: list[float], threshold: float) -> dict:
         "best_balanced_accuracy": round(float(max(balanced)), 3),
         "auc": round(auc, 4),
         "pairs": [len(s), len(o)],
+        "distances": {"same": [round(v, 3) for v in same], "other": [round(v, 3) for v in other]},
     }
 
 
@@ -172,32 +175,36 @@ def main() -> None:
     boxes = {(n, k): face_box(p) for n, ps in people.items() for k, p in enumerate(ps)}
     clean = embed_all(people, boxes, None)
     blurred = BlurredEmbeddings(people, boxes)
-    results = {}
-    for name, params in {**LEVELS, **protocol_levels(args.protocol_draws)}.items():
-        inputs = embed_all(people, boxes, params) if name != "clean" else clean
-        plain = summary(*pair_distances(inputs, clean, args.per_person), SAME_PERSON)
-        matched = summary(*pair_distances(inputs, inputs, args.per_person), SAME_PERSON)
-        levels = blur_levels(people, params, args.per_person)
-        guard = summary(*s_matched_distances(inputs, clean, levels, blurred), SAME_PERSON)
-        guard["s_star_mean"] = round(float(np.mean(list(levels.values()))), 2)
-        results[name] = {
-            "params": params.as_row(),
-            "plain": plain,
-            "matched": matched,
-            "s_star_matched": guard,
-        }
-        print(f"{name}: s* {guard['s_star_mean']}", flush=True)
-        for way, row in (("plain", plain), ("matched", matched), ("s*-matched", guard)):
-            print(f"  {way:10s} {_row(row)}", flush=True)
     payload = {
         "threshold": SAME_PERSON,
         "faces": sum(b is not None for b in boxes.values()),
         "per_person": args.per_person,
-        "levels": results,
-        "seconds": round(time.perf_counter() - start, 1),
+        "levels": {},
     }
-    OUT.write_text(json.dumps(payload, indent=1) + "\n")
+    for name, params in {**LEVELS, **protocol_levels(args.protocol_draws)}.items():
+        inputs = embed_all(people, boxes, params, args.per_person)
+        plain = summary(*pair_distances(inputs, clean, args.per_person), SAME_PERSON)
+        levels = blur_levels(people, params, args.per_person)
+        guard = summary(*s_matched_distances(inputs, clean, levels, blurred), SAME_PERSON)
+        guard["s_star_mean"] = round(float(np.mean(list(levels.values()))), 2)
+        payload["levels"][name] = {
+            "params": params.as_row(),
+            "plain": plain,
+            "s_star_matched": guard,
+        }
+        payload["seconds"] = round(time.perf_counter() - start, 1)
+        OUT.write_text(json.dumps(payload, indent=1) + "\n")  # after every level
+        print(f"{name}: s* {guard['s_star_mean']}", flush=True)
+        for way, row in (("plain", plain), ("s*-matched", guard)):
+            print(f"  {way:10s} {_row(row)}", flush=True)
     print(f"wrote {OUT}")
+
+
+def pooled(payload: dict, way: str, levels: list[str]) -> dict:
+    """Balanced accuracy over several levels' pairs pooled (each level weighted by its pairs)."""
+    same = [d for name in levels for d in payload["levels"][name][way]["distances"]["same"]]
+    other = [d for name in levels for d in payload["levels"][name][way]["distances"]["other"]]
+    return summary(same, other, payload["threshold"])
 
 
 def _row(s: dict) -> str:
