@@ -142,7 +142,7 @@ def restore_video(
         work.remove()
         return _no_face_found(path, info)
     done_before = work.restored_frames() if resumed else 0
-    decisions = _identity_decisions(path, info, restorer, work, options)
+    decisions = _identity_decisions(path, info, restorer, work, options, progress)
     _restore_faces(path, info, restorer, work, options, progress, decisions)
     outputs, summary = _write_outputs(path, info, work, targets, options, progress, decisions)
     if not options.keep_work:
@@ -152,7 +152,12 @@ def restore_video(
 
 
 def _identity_decisions(
-    path: Path, info: VideoInfo, restorer: Any, work: WorkFolder, options: VideoOptions
+    path: Path,
+    info: VideoInfo,
+    restorer: Any,
+    work: WorkFolder,
+    options: VideoOptions,
+    progress: VideoProgress,
 ) -> dict[int, dict[str, Any]]:
     """Each track's kept fidelity and identity entry (none without identity options), decided
     once on its first face and kept in the work folder for a resumed run."""
@@ -161,6 +166,7 @@ def _identity_decisions(
     decisions = track_identity.load(work.root)
     if decisions is None:
         firsts = track_identity.first_faces(work.read_plan())
+        progress.start("checking identity", len(firsts))
         frames = _upright_frames(path, info)
         size = int(options.face_size or 512)
         decisions = track_identity.decide_tracks(
@@ -172,6 +178,7 @@ def _identity_decisions(
             lambda frame, plans: _to_tensor(_aligned(frame, plans, size)),
         )
         track_identity.save(work.root, decisions)
+        progress.advance(len(firsts))
     return decisions
 
 
