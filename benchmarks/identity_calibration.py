@@ -169,7 +169,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-person", type=int, default=4, help="inputs per person and level")
     parser.add_argument("--protocol-draws", type=int, default=4)
+    parser.add_argument("--table", action="store_true", help="print the table of the last run")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(OUT.read_text())))
+        return
     start = time.perf_counter()
     people = load_people()
     boxes = {(n, k): face_box(p) for n, ps in people.items() for k, p in enumerate(ps)}
@@ -205,6 +209,26 @@ def pooled(payload: dict, way: str, levels: list[str]) -> dict:
     same = [d for name in levels for d in payload["levels"][name][way]["distances"]["same"]]
     other = [d for name in levels for d in payload["levels"][name][way]["distances"]["other"]]
     return summary(same, other, payload["threshold"])
+
+
+def table(payload: dict) -> str:
+    """The markdown table of docs/identity.md: per level, plain vs s*-matched, at the threshold."""
+    rows = [
+        "| degradation | s* | same person | other people | balanced accuracy at "
+        f"{payload['threshold']} | best threshold | AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, level in payload["levels"].items():
+        plain, guard = level["plain"], level["s_star_matched"]
+        rows.append(
+            f"| {name} | {guard['s_star_mean']:.1f} "
+            f"| {plain['same_mean']:.2f} / {guard['same_mean']:.2f} "
+            f"| {plain['other_mean']:.2f} / {guard['other_mean']:.2f} "
+            f"| {plain['balanced_accuracy']:.3f} / **{guard['balanced_accuracy']:.3f}** "
+            f"| {plain['best_threshold']:.2f} / {guard['best_threshold']:.2f} "
+            f"| {plain['auc']:.3f} / {guard['auc']:.3f} |"
+        )
+    return "\n".join(rows)
 
 
 def _row(s: dict) -> str:

@@ -202,3 +202,15 @@ def test_a_clip_decides_identity_once_per_track_and_restores_it_at_that_fidelity
     assert identities[0]["frame"] == 0 and len(identities[0]["attempts"]) == 2
     tracks = json.loads((tmp_path / "out" / "traces" / "clip.tracks.json").read_text())
     assert tracks["tracks"][0]["identity"]["verdict"] == "same person"
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_reference_without_a_face_before_any_work(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(blank)
+    command = [sys.executable, "-m", "dynface", "restore", str(TEST_DATA / "astronaut.png")]
+    command += ["-o", str(tmp_path / "out"), "--config", "tiny-random", "--reference", str(blank)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "--reference" in done.stderr and "no face found in reference photo 1" in done.stderr
+    assert not (tmp_path / "out" / "final").exists()

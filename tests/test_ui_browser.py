@@ -313,6 +313,7 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
     assert [parameter["parameter_name"] for parameter in parameters] == [
         "photo", "aligned", "fidelity", "guidance", "dgsa", "eta", "steps", "seed", "random_seed",
         "upscale", "only_center", "device", "precision", "backend", "background", "identity_guard",
+        "references",
     ]  # fmt: skip
     defaults = {
         parameter["parameter_name"]: parameter["parameter_default"] for parameter in parameters

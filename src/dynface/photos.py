@@ -500,7 +500,9 @@ def identity_options(options: RestoreOptions) -> IdentityOptions | None:
             references.append(read_image(path, dtype=np.uint8).pixels)
         except ImageReadError as exc:
             raise UsageError(f"reference photo: {exc}") from None
-    return IdentityOptions(guard=options.identity_guard, references=tuple(references))
+    identity = IdentityOptions(guard=options.identity_guard, references=tuple(references))
+    _ = identity.meter  # a reference photo without a face is refused before any work
+    return identity
 
 
 def identity_summary(traces: list[Any]) -> list[dict[str, Any]]:

@@ -401,6 +401,11 @@ def check_request(
     if options.upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
+    if options.identity_guard or options.references:
+        from dynface.photos import identity_options
+
+        with usage_error("--reference" if options.references else "--identity-guard"):
+            identity_options(options)
     check_model(model)
     check_output(output, paths)
     return paths

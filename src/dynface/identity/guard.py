@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -33,6 +34,11 @@ class IdentityOptions:
 
     guard: bool = False
     references: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+    @cached_property
+    def meter(self) -> IdentityMeter:
+        """The meter of these options, built once (reference photos embedded once)."""
+        return IdentityMeter(self.references)
 
 
 def ladder(fidelity: float) -> list[float]:
@@ -121,7 +127,7 @@ def guard_faces(
     `as_rgb` turns a restored image into RGB uint8 for the meter. Returns the kept images and
     their traces, each with an "identity" entry (every attempt, the verdict).
     """
-    meter = IdentityMeter(options.references)
+    meter = options.meter
     images, traces = list(first[0]), [dict(t) for t in first[1]]
     attempts: list[list[dict[str, Any]]] = [[] for _ in inputs]
     pending = list(range(len(inputs)))

@@ -109,6 +109,13 @@ class Controls:
             "drifted again at higher fidelity (0.75, then 1.0).",
             elem_id="dynface-identity-guard",
         )
+        self.references = gr.File(
+            file_count="multiple",
+            file_types=["image"],
+            label="reference photos of the person (optional: identity is measured against them)",
+            elem_id="dynface-references",
+            height=90,
+        )
         with gr.Accordion("Method", open=False):
             gr.Markdown(METHOD_NOTE)
             self.guidance, self.dgsa, self.eta = _method_controls(options.method)
@@ -142,6 +149,7 @@ class Controls:
             self.backend,
             self.background,
             self.identity_guard,
+            self.references,
         ]
 
 
@@ -231,6 +239,7 @@ def settings_from(
     backend: str,
     background: str = "auto",
     identity_guard: bool = False,
+    references: list[str] | None = None,
 ) -> JobSettings:
     """The job settings from the control values (a random seed is drawn by the runner)."""
     return JobSettings(
@@ -246,6 +255,7 @@ def settings_from(
         bg_upsampler=background or "auto",
         method=MethodChoices(guidance, dgsa, (eta or "dynamic").strip()),
         identity_guard=bool(identity_guard),
+        references=tuple(Path(path) for path in references or ()),
     )
 
 
