@@ -298,14 +298,40 @@ def test_cancel_stops_a_clip_at_the_next_step_and_writes_no_clip(
 ) -> None:
     cancel = threading.Event()
 
+    restoring_from = []
+
     def report(state, text):
-        if state.stage == "restoring frames" and state.steps_done:
-            cancel.set()  # pressed once the first face of the clip is being sampled
+        if state.stage == "restoring frames":
+            restoring_from.append(state.steps_done)
+            if state.steps_done > restoring_from[0]:
+                cancel.set()  # pressed once the first face of the clip is being sampled
 
     before = set(runner.workroot.glob("job-*/final/*walk*"))
-    # All four faces are sampled together (4 face-steps a step): cancelled during the first
-    # step, the job stops at the second, long before the fifth and last.
-    with pytest.raises(JobCancelled, match=r"after 8 denoising steps \(restoring frames 0\)"):
+    # The identity check restores the track's first face first (5 face-steps); then all four
+    # faces are sampled together (4 face-steps a step): cancelled during the first step, the
+    # job stops at the second, long before the fifth and last.
+    with pytest.raises(JobCancelled, match=r"after 13 denoising steps \(restoring frames 0\)"):
         runner.run([clip], FAST, report, cancel)
     assert set(runner.workroot.glob("job-*/final/*walk*")) == before
     assert runner.run([clip], FAST).clips[0].frames == CLIP_FRAMES  # the runner is free again
+
+
+def test_reference_photos_are_what_identity_is_measured_against(runner: JobRunner) -> None:
+    pytest.importorskip("dlib")
+    settings = replace(FAST, identity_guard=True, references=(HOPPER,))
+    [photo] = runner.run([HOPPER], settings).photos
+    identity = photo.faces[0].trace["identity"]
+    assert identity["against"] == "reference" and identity["guard"] is True
+    # the tiny random networks give flat patches: said, not retried
+    assert identity["verdict"] == "not measured" and len(identity["attempts"]) == 1
+
+
+def test_a_reference_without_a_face_is_refused_in_one_line(
+    runner: JobRunner, tmp_path: Path
+) -> None:
+    pytest.importorskip("dlib")
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((64, 64, 3), 0.5, np.float32))
+    settings = replace(FAST, references=(blank,))
+    with pytest.raises(UsageError, match="no face found in reference photo 1"):
+        runner.run([HOPPER], settings)

@@ -139,6 +139,22 @@ ShardOption = Annotated[
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
+IdentityGuardOption = Annotated[
+    bool,
+    typer.Option(
+        "--identity-guard",
+        help="Check that every restored face is still the same person; restore a face that "
+        "drifted again at fidelity 0.75, then 1.0 (needs dynface\\[identity]; docs/identity.md).",
+    ),
+]
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference",
+        help="A photo of the person (repeatable): identity is measured against it instead of "
+        "each face's input.",
+    ),
+]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
@@ -339,6 +355,8 @@ def restore(
     shard: ShardOption = None,
     video_quality: VideoQualityOption = 18,
     fidelity: FidelityOption = DEFAULT_FIDELITY,
+    identity_guard: IdentityGuardOption = False,
+    reference: ReferenceOption = None,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -363,6 +381,8 @@ def restore(
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
         fidelity=fidelity,
+        identity_guard=identity_guard,
+        references=tuple(reference or ()),
     )
     if run_restore(list(inputs), output, model, options, parse_shard(shard), video_quality):
         raise typer.Exit(1)
@@ -419,6 +439,11 @@ def check_request(
     if options.upscale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--upscale")
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
+    if options.identity_guard or options.references:
+        from dynface.photos import identity_options
+
+        with usage_error("--reference" if options.references else "--identity-guard"):
+            identity_options(options)
     check_model(model)
     check_output(output, paths)
     return paths
@@ -673,6 +698,10 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
         f"{seconds / restored:.2f} s" if restored else "-",
     )
     console.print(table)
+    from dynface.identity.report import identity_lines
+
+    for line in identity_lines(results):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def _result_line(result: Any) -> str:

@@ -33,7 +33,7 @@ from dynface.errors import DynfaceError, ResourceError, UsageError
 from dynface.io import read_image, write_image
 from dynface.method.fidelity import check_fidelity
 from dynface.outputs import OutputFolder, PhotoFiles
-from dynface.photos import PhotoResult, RestoreOptions, restore_photos
+from dynface.photos import PhotoResult, RestoreOptions, identity_options, restore_photos
 from dynface.ui.clips import (
     CLIP_TYPES,
     ClipLimits,
@@ -107,6 +107,10 @@ class JobSettings:
     bg_upsampler: str = "auto"
     #: None: the config's method settings.
     method: MethodChoices | None = None
+    #: Restore a face whose identity drifted again at higher fidelity.
+    identity_guard: bool = False
+    #: Photos of the person to measure identity against instead of each face's input.
+    references: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -231,6 +235,7 @@ class JobRunner:
         """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`."""
         paths, clips = check_request([Path(path) for path in paths], self.limits)
         check_settings(settings, self.config)
+        check_photos(settings.references, self.limits)
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         tracker = _Tracker(report or (lambda progress, text: None), cancel or threading.Event())
         with self._lock:
@@ -266,6 +271,8 @@ class JobRunner:
             save_trace=True,
             fidelity=settings.fidelity,
             bg_upsampler=settings.bg_upsampler,
+            identity_guard=settings.identity_guard,
+            references=settings.references,
         )
         detector = None if settings.aligned else self._face_detector()
         return restore_photos(paths, restorer, workdir, options, detector, tracker)
@@ -282,8 +289,14 @@ class JobRunner:
         """Restore one clip with the job's seed and centre-face choice, as `dynface restore`."""
         from dynface.video import VideoOptions
 
+        identity = RestoreOptions(
+            identity_guard=settings.identity_guard, references=settings.references
+        )
         options = VideoOptions(
-            seed=seed, only_center_face=settings.only_center_face, fidelity=settings.fidelity
+            seed=seed,
+            only_center_face=settings.only_center_face,
+            fidelity=settings.fidelity,
+            identity=identity_options(identity),
         )
         try:
             return restore_clip(path, restorer, workdir, options, self._face_detector(), tracker)
