@@ -21,7 +21,6 @@ from dynface.cli.restore import (
     PrecisionOption,
     StepsOption,
     WeightsDirOption,
-    cpu_steps,
     run_restore,
 )
 from dynface.units import DEFAULT_FIDELITY
@@ -58,8 +57,7 @@ def demo(
     """
     from dynface.photos import RestoreOptions
 
-    chosen = steps or cpu_steps(config, device, "demo")
-    model = ModelChoice(config, weights_dir, device, precision, chosen)
+    model = ModelChoice(config, weights_dir, device, precision, steps).with_cpu_steps("demo")
     options = RestoreOptions(
         seed=0,
         save_trace=True,

@@ -7,7 +7,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -191,6 +191,13 @@ class ModelChoice:
             if isinstance(value, StrEnum):
                 object.__setattr__(self, name, value.value)
 
+    def with_cpu_steps(self, command: str) -> ModelChoice:
+        """This choice with `CPU_STEPS` when neither --steps nor --solver was given and the run
+        is on a CPU (`cpu_steps`: said on stderr)."""
+        if self.steps is not None or self.solver is not None:
+            return self
+        return replace(self, steps=cpu_steps(self.config, self.device, command))
+
 
 @contextlib.contextmanager
 def usage_error(
@@ -367,9 +374,8 @@ def restore(
     """
     from dynface.photos import RestoreOptions
 
-    if steps is None and solver is None:
-        steps = cpu_steps(config, device, "restore")
     model = ModelChoice(config, weights_dir, device, precision, steps, solver, backend)
+    model = model.with_cpu_steps("restore")
     options = RestoreOptions(
         aligned=aligned,
         upscale=upscale,
