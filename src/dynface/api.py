@@ -140,28 +140,45 @@ class Restorer:
         with the effective blur level, start step, eta, mu and DGSA range. A value outside
         [0, 1] raises `FidelityError` (a `UsageError`, hence a `ValueError`).
 
-        `identity` (`dynface.identity.guard.IdentityOptions`) measures each restored face
-        against its input (or reference photos) into `trace["identity"]`; with `guard=True` a
-        face that drifted is restored again at fidelity 0.75, then 1.0, the first that holds kept.
+        `identity` (`IdentityOptions`) measures each face against its input (or reference
+        photos) into `trace["identity"]`; `guard=True` restores a drifting face again at
+        fidelity 0.75, then 1.0, and keeps the first that holds (dynface.identity.guard).
         """
         self.pipeline.levers(fidelity)
         faces = as_face_list(images)
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
-        generators = face_generators(seed, len(faces), self.device)
         levels = None if s_star is None else _per_face(s_star, len(faces))
+        restored, traces = self._restore_all(
+            faces, seed, batch_size, levels, fidelity, progress, on_plan
+        )
+        if identity is not None:
+            again = partial(self._again, faces, seed, batch_size, progress, on_plan, traces)
+            inputs = [_face_rgb(face) for face in faces]
+            restored, traces = guard_faces(
+                again, inputs, (restored, traces), identity, fidelity, _face_rgb
+            )
+        return RestoreResult(_stack_if_one_size(restored), traces)
+
+    def _restore_all(
+        self,
+        faces: list[Tensor],
+        seed: int | Sequence[int] | None,
+        batch_size: int | None,
+        levels: Tensor | None,
+        fidelity: float,
+        progress: Callable[[int], None] | None,
+        on_plan: Callable[[int], None] | None,
+    ) -> tuple[list[Tensor], list[dict[str, Any]]]:
+        """Every face restored, batch by batch, each with its own generator: images, traces."""
+        generators = face_generators(seed, len(faces), self.device)
         restored: list[Tensor] = [torch.empty(0)] * len(faces)
         traces: list[dict[str, Any]] = [{}] * len(faces)
         for group in _batches(faces, batch_size):
             out = self._restore_group(faces, group, generators, levels, fidelity, progress, on_plan)
             for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
                 restored[k], traces[k] = image, trace.to_dict()
-        if identity is not None:
-            again = partial(self._again, faces, seed, batch_size, progress, on_plan, traces)
-            inputs = [_face_rgb(face) for face in faces]
-            first = (restored, traces)
-            restored, traces = guard_faces(again, inputs, first, identity, fidelity, _face_rgb)
-        return RestoreResult(_stack_if_one_size(restored), traces)
+        return restored, traces
 
     def _again(
         self,

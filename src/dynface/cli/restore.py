@@ -155,6 +155,9 @@ ReferenceOption = Annotated[
 ]
 
 EPILOG = (
+    "Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last). "
+    "Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext, "
+    "traces/NAME.frames.jsonl and traces/NAME.tracks.json (see docs/video.md).\n\n"
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
     "Quick smoke test without weights: --config tiny-random --steps ddim5 (32 px faces, "
     "restored as flat patches). "
@@ -322,11 +325,8 @@ def restore(
     identity_guard: IdentityGuardOption = False,
     reference: ReferenceOption = None,
 ) -> None:
-    """Detect, align and restore the faces of photos and paste them back.
+    """Detect, align and restore the faces of photos and clips and paste them back.
 
-    Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last).
-    Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext
-    and traces/NAME.frames.jsonl, traces/NAME.tracks.json (see docs/video.md).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
     from dynface.photos import RestoreOptions
