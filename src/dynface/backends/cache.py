@@ -4,12 +4,19 @@ A graph is keyed by everything that could change its output: the architecture (t
 repr), every weight (name, dtype, shape and bytes), the non-batch input shapes and dtypes, and the
 versions of torch, onnx and dynface. A runtime's compiled artifacts (OpenVINO's blob cache) go in a
 sub-folder named after the runtime, its version and the precision.
+
+What is written there is verified like the weights: `seal` records the sha256 of the files
+when they are written and `seal_problem` checks them before they are loaded, so a tampered,
+truncated or unreadable file is rebuilt (with a warning), never run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,3 +81,47 @@ def graph_key(net: nn.Module, example_inputs: Sequence[Tensor]) -> str:
 def graph_dir(net: nn.Module, example_inputs: Sequence[Tensor]) -> Path:
     """The cache folder of this net's graph: `<compiled home>/<Class>-<key>`."""
     return compiled_home() / f"{type(net).__name__}-{graph_key(net, example_inputs)}"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (raises OSError when it cannot be read)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file renamed into place."""
+    fd, tmp = tempfile.mkstemp(suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def seal(files: Sequence[Path], record: Path) -> None:
+    """Record the sha256 of each of `files` (by name) in `record`, a JSON file."""
+    digests = {path.name: file_digest(path) for path in sorted(files)}
+    write_atomic(record, json.dumps(digests, indent=1) + "\n")
+
+
+def seal_problem(files: Sequence[Path], record: Path) -> str | None:
+    """Why `files` cannot be trusted (no record, another set of files, unreadable, a digest
+    mismatch), or None when each matches the digest `seal` recorded."""
+    try:
+        recorded = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return "no digest was recorded for it"
+    names = {path.name for path in files}
+    if not isinstance(recorded, dict) or set(recorded) != names:
+        return "its files are not the ones recorded"
+    for path in sorted(files):
+        try:
+            digest = file_digest(path)
+        except OSError as exc:
+            return f"{path.name} cannot be read ({exc.strerror or exc})"
+        if digest != recorded[path.name]:
+            return f"{path.name} does not match the digest recorded when it was written"
+    return None
