@@ -139,7 +139,9 @@ def tuned(
         try:
             module = build(cached.backend, cached.precision)
         except Exception as exc:  # e.g. a runtime removed since: measure again
-            log.warning("auto: the recorded %s %s cannot run (%s)", *cached[:2], exc)
+            log.warning(
+                "auto: the recorded %s %s cannot run (%s)", cached.backend, cached.precision, exc
+            )
         else:
             return module, Choice(cached.backend, cached.precision, cached.reason + ", cached")
     module, choice, times = measure(net, example_inputs, candidates, build)
