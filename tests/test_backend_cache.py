@@ -117,3 +117,19 @@ def test_a_cache_written_before_digests_is_not_trusted(exports, caplog):
     out = _rerun("onnxruntime", caplog)
     assert len(exports) == 2 and "no digest was recorded" in caplog.text
     assert torch.equal(out, clean)
+
+
+def test_a_tampered_optimised_onnxruntime_graph_is_rebuilt(exports, caplog):
+    pytest.importorskip("onnxruntime")
+    from dynface.backends import runtime_onnx
+
+    clean, _ = _clean_run("onnxruntime")
+    optimized = runtime_onnx.optimized_path(exports[0])
+    assert optimized.is_file()  # saved by the first run, loaded by the next ones
+    data = bytearray(optimized.read_bytes())
+    data[-3000:-1000] = b"\x3f" * 2000  # among the weights
+    optimized.write_bytes(bytes(data))
+    out = _rerun("onnxruntime", caplog)
+    assert torch.equal(out, clean)
+    assert "optimised graph" in caplog.text and "failed its check" in caplog.text
+    assert len(exports) == 1  # the exported graph was sound
