@@ -103,12 +103,26 @@ def _session(graph: Path, options: Any) -> Any:
                 problem = f"it does not load: {exc}"
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         log.warning("optimised graph %s failed its check (%s); rebuilding it", optimized, problem)
+    return _optimise_and_save(graph, options, optimized, record)
+
+
+def _optimise_and_save(graph: Path, options: Any, optimized: Path, record: Path) -> Any:
+    """A session on `graph`, its optimised form saved to `optimized` and sealed; when it cannot
+    be saved, a session all the same (optimised in memory, as before this cache)."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
     part = optimized.with_name(optimized.name + f".{os.getpid()}.part")
     options.optimized_model_filepath = str(part)
     try:
         session = ort.InferenceSession(str(graph), options, providers=providers)
-        os.replace(part, optimized)
-        seal([optimized], record)
+        if part.is_file():
+            os.replace(part, optimized)
+            seal([optimized], record)
+        return session
+    except Exception as exc:  # e.g. a graph too big to save in one file: run it unsaved
+        log.info("the optimised graph could not be saved (%s)", exc)
     finally:
         part.unlink(missing_ok=True)
-    return session
+    options.optimized_model_filepath = ""
+    return ort.InferenceSession(str(graph), options, providers=providers)
