@@ -43,7 +43,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _RUNTIMES = {"onnxruntime": runtime_onnx, "openvino": runtime_openvino}
 _EXTRA_HINT = 'install it with: pip install "dynface[cpu]"'
 #: "auto" exports and measures only nets at least this big (the prior, the RM and Real-ESRGAN at
-#: official sizes are 10-160 M); below it the export costs more than it could save.
+#: official sizes are 16-160 M); below it the export costs more than it could save.
 AUTO_MIN_PARAMS = 5_000_000
 log = logging.getLogger(__name__)
 
