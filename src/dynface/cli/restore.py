@@ -544,7 +544,11 @@ def _describe_background(background: Any) -> str:
     """E.g. "realesrgan (cuda, float16)" or "bicubic (auto: no GPU; ...)"."""
     note = getattr(background, "note", None)
     if background.name == "realesrgan":
-        return f"realesrgan ({background.device}, {str(background.dtype).removeprefix('torch.')})"
+        backend = getattr(background, "backend", "torch")
+        runtime = str(background.device) == "cpu" and backend in ("onnxruntime", "openvino")
+        on = f", tiles on backend {backend}" if runtime else ""
+        dtype = str(background.dtype).removeprefix("torch.")
+        return f"realesrgan ({background.device}, {dtype}{on})"
     return f"{background.name} ({note})" if note else background.name
 
 
