@@ -81,6 +81,10 @@ def test_eager_wins_when_it_is_fastest(timer):
     compiled = compile_net(_unet(), "auto", "fp32", _inputs())
     assert compiled.backend == "torch"
     assert compiled.reason == "measured fastest: eager 1.00 s vs onnxruntime fp32 1.76 s"
+    measured = len(timer[1])
+    again = compile_net(_unet(), "auto", "fp32", _inputs())
+    assert again.backend == "torch" and again.reason.endswith(", cached")
+    assert len(timer[1]) == measured
 
 
 def test_the_choice_is_cached_per_machine_and_later_runs_measure_nothing(timer, monkeypatch):

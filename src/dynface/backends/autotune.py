@@ -134,7 +134,7 @@ def tuned(
     """`net` built on the candidate recorded for this machine, or on the one measured fastest
     now (and recorded), with the choice."""
     key = machine_key(precision)
-    cached = cached_choice(folder, key, candidates)
+    cached = cached_choice(folder, key, [EAGER, *candidates])
     if cached is not None:
         try:
             module = build(cached.backend, cached.precision)
