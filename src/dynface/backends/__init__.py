@@ -109,12 +109,11 @@ def compile_net(
         return _explained(
             _build(net, backend, precision, example_inputs, device), "explicit --backend"
         )
-    candidates = auto_candidates(device, precision)
     if device != "cpu":
         reason = f"torch runs the nets on {device}"
     elif sum(p.numel() for p in net.parameters()) < AUTO_MIN_PARAMS:
         reason = "small nets stay on torch"
-    elif not candidates:
+    elif not any(_usable(name) for name in _RUNTIMES):
         reason = f"no CPU runtime installed; {_EXTRA_HINT}"
     elif not example_inputs:
         reason = "no example inputs to export the network with"
@@ -123,6 +122,9 @@ def compile_net(
 
         def build(name: str, chosen: str) -> TorchNet | CompiledNet:
             return _build(net, name, chosen, example_inputs, device, folder)
+
+        def candidates() -> list[tuple[str, str]]:
+            return auto_candidates(device, precision)
 
         module, choice = autotune.tuned(net, example_inputs, precision, candidates, build, folder)
         return _explained(module, choice.reason)

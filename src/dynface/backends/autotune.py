@@ -71,6 +71,12 @@ def machine_key(precision: str) -> str:
     return f"recipe={RECIPE};cpu={cpu_model()};threads={threads};{libs};precision={precision}"
 
 
+def known(precision: str) -> list[Candidate]:
+    """Every pair a recorded choice may name when `precision` was asked for."""
+    pairs = [EAGER, ("onnxruntime", "fp32"), ("openvino", "fp32")]
+    return pairs + [("openvino", "bf16")] if precision == "bf16" else pairs
+
+
 def time_forward(module: nn.Module, inputs: Sequence[Tensor]) -> float:
     """Seconds of one forward of `module` (tests replace this to make the choice deterministic)."""
     start = time.perf_counter()
@@ -127,14 +133,15 @@ def tuned(
     net: nn.Module,
     example_inputs: Sequence[Tensor],
     precision: str,
-    candidates: Sequence[Candidate],
+    candidates: Callable[[], Sequence[Candidate]],
     build: Build,
     folder: Path,
 ) -> tuple[nn.Module, Choice]:
     """`net` built on the candidate recorded for this machine, or on the one measured fastest
-    now (and recorded), with the choice."""
+    among `candidates()` now (and recorded), with the choice. The candidates are only listed
+    when measuring: listing them imports every runtime, which a cached run need not pay."""
     key = machine_key(precision)
-    cached = cached_choice(folder, key, [EAGER, *candidates])
+    cached = cached_choice(folder, key, known(precision))
     if cached is not None:
         try:
             module = build(cached.backend, cached.precision)
@@ -144,7 +151,7 @@ def tuned(
             )
         else:
             return module, Choice(cached.backend, cached.precision, cached.reason + ", cached")
-    module, choice, times = measure(net, example_inputs, candidates, build)
+    module, choice, times = measure(net, example_inputs, candidates(), build)
     record_choice(folder, key, choice, times)
     return module, choice
 
