@@ -98,3 +98,25 @@ def test_the_first_line_names_each_nets_runtime_precision_and_reason():
         ", backends prior onnxruntime fp32 (measured fastest: 1.76 s vs eager 2.50 s), "
         "rm torch fp32"
     )
+
+
+def test_nets_loaded_from_files_skip_their_random_init_and_load_exactly(tmp_path):
+    zero_shot = {"method.estimator": "zero-shot"}
+    random = Restorer.from_config("tiny-random", backend="torch", overrides=zero_shot)
+    files = dict(zero_shot)  # then only the prior and the RM are built (from the files)
+    for name, section in (("prior", "prior"), ("rm", "restorer")):
+        files[f"{section}.weights"] = str(tmp_path / f"{name}.pth")
+        torch.save(random.pipeline.modules()[name].net.state_dict(), files[f"{section}.weights"])
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    loaded = Restorer.from_config("tiny-random", backend="torch", overrides=files)
+    assert torch.equal(torch.random.get_rng_state(), before)  # no init was drawn, then replaced
+    for name in ("prior", "rm"):
+        expected = random.pipeline.modules()[name].net.state_dict()
+        got = loaded.pipeline.modules()[name].net.state_dict()
+        assert all(torch.equal(got[key], value) for key, value in expected.items())
+    a = random.restore_aligned(_faces(), seed=0)
+    b = loaded.restore_aligned(_faces(), seed=0)
+    assert torch.equal(a.images, b.images)
+    layer = torch.nn.Linear(3, 3)  # layers built afterwards get their usual init again
+    assert layer.weight.abs().sum() > 0 and layer.weight.std() > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +305,30 @@ def _build(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 return builder(dict(section.params))
-        net = builder(dict(section.params))
+        with _without_random_init():  # the file overwrites every parameter (a strict load)
+            net = builder(dict(section.params))
     except ValueError as exc:
         raise UsageError(f"{section.section}.params: {exc}") from None
     return load_resolved(net, str(section.weights), path)
+
+
+_INIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _without_random_init() -> Iterator[None]:
+    """Build linear and conv layers without drawing their random init: the prior's 160 M values
+    took a large part of every start, only to be overwritten by the weight file."""
+    with _INIT_LOCK:
+        saved = {layer: layer.reset_parameters for layer in (nn.Linear, nn.modules.conv._ConvNd)}
+        try:
+            for layer in saved:
+                layer.reset_parameters = _skip_init  # type: ignore[method-assign]
+            yield
+        finally:
+            for layer, method in saved.items():
+                layer.reset_parameters = method  # type: ignore[method-assign]
+
+
+def _skip_init(self: nn.Module) -> None:
+    """A layer's reset_parameters that leaves its (about to be loaded) weights as allocated."""
