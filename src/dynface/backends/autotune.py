@@ -161,6 +161,10 @@ def measure(
 ) -> tuple[nn.Module, Choice, dict[str, float]]:
     """Build each candidate, keep those that agree with eager fp32, time them in rounds; the
     winner's module, the choice and every eligible candidate's best time."""
+    names = ", ".join(" ".join(c) for c in dict.fromkeys([EAGER, *candidates]))
+    log.warning(
+        "auto: timing %s once for %s (later runs reuse the choice)", names, type(net).__name__
+    )
     probe = probe_inputs(example_inputs)
     with torch.no_grad():
         reference = net(*probe)
