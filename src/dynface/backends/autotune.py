@@ -3,13 +3,13 @@
 Each usable candidate (eager torch fp32; ONNX Runtime fp32 and OpenVINO fp32 when installed;
 OpenVINO bf16 when bf16 is asked for and the CPU has it) is compiled, run once on a seeded
 input (the warm-up, and the agreement check against eager fp32), then timed in rounds, all
-candidates in turn, while the rounds stay under BUDGET_S (at least one round, at most
-MAX_ROUNDS). A candidate is eligible only when its output agrees with eager fp32: max |diff| /
-max(1, max |eager|) at most FP32_TOLERANCE (1e-4) for fp32 runtimes, BF16_TOLERANCE (5e-2) for
-bf16. The fastest eligible fp32 candidate wins; bf16 wins only when measured faster than it.
-The choice is cached in the graph's folder (`autotune.json`), keyed by the CPU model and
-flags, the thread count, the library versions and the precision asked for, so later runs
-measure nothing.
+candidates in turn: MIN_ROUNDS rounds, and one more while they stay under BUDGET_S (at most
+MAX_ROUNDS); each candidate's best round counts. A candidate is eligible only when its output
+agrees with eager fp32: max |diff| / max(1, max |eager|) at most FP32_TOLERANCE (1e-4) for fp32
+runtimes, BF16_TOLERANCE (5e-2) for bf16. The fastest eligible fp32 candidate wins; bf16 wins
+only when measured faster than it. The choice is cached in the graph's folder
+(`autotune.json`), keyed by the CPU model and flags, the thread count, the library versions and
+the precision asked for, so later runs measure nothing (delete that file to measure again).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dynface.backends.cache import library_version, write_atomic
 RECIPE = 1
 RECORD = "autotune.json"
 BUDGET_S = 10.0
+MIN_ROUNDS = 2
 MAX_ROUNDS = 3
 FP32_TOLERANCE = 1e-4
 BF16_TOLERANCE = 5e-2
@@ -206,13 +207,17 @@ def _eligible(
 def _timed_rounds(
     eligible: dict[Candidate, nn.Module], probe: Sequence[Tensor]
 ) -> dict[Candidate, float]:
-    """Best time of each candidate over rounds run in turn, while they fit in BUDGET_S."""
+    """Best time of each candidate over rounds run in turn: MIN_ROUNDS, then more while they
+    fit in BUDGET_S."""
     times: dict[Candidate, list[float]] = {candidate: [] for candidate in eligible}
     start = time.perf_counter()
     for rounds in range(1, MAX_ROUNDS + 1):
         for candidate, module in eligible.items():
             times[candidate].append(time_forward(module, probe))
-        if (time.perf_counter() - start) * (rounds + 1) / rounds > BUDGET_S:
+        if (
+            rounds >= MIN_ROUNDS
+            and (time.perf_counter() - start) * (rounds + 1) / rounds > BUDGET_S
+        ):
             break
     return {candidate: min(seconds) for candidate, seconds in times.items()}
 
