@@ -242,9 +242,7 @@ def test_too_long_names_get_a_short_unique_name(tmp_path):
 def test_overwrite_with_fewer_faces_removes_the_stale_crops(tmp_path):
     canvas = np.full((512, 1400, 3), 0.5, np.float32)
     canvas[:, 444:956] = read_image(TEST_DATA / "astronaut.png").pixels
-    small = np.asarray(
-        Image.open(TEST_DATA / "astronaut.png").resize((200, 200)), np.float32
-    ) / 255
+    small = np.asarray(Image.open(TEST_DATA / "astronaut.png").resize((200, 200)), np.float32) / 255
     canvas[150:350, 1150:1350] = small
     photo = tmp_path / "two.png"
     Image.fromarray(np.round(canvas * 255).astype(np.uint8)).save(photo)

@@ -158,9 +158,12 @@ def test_upload_restore_and_see_slider_faces_traces_and_downloads(
     photos = [SAMPLES / "astronaut_degraded.jpg", SAMPLES / "grace_hopper_degraded.jpg"]
     page.locator("#dynface-photos input[type=file]").set_input_files([str(p) for p in photos])
     page.locator("#dynface-photos").get_by_text("grace_hopper_degraded").wait_for()
+    page.locator("#dynface-identity-guard input[type=checkbox]").check()
     page.click("#dynface-restore")
     status = page.locator("#dynface-status")
     status.get_by_text("Restored 2 face(s) in 2 photo(s)").wait_for(timeout=JOB_TIMEOUT_MS)
+    # the random networks' flat patches hold no face: identity is said to be unmeasured
+    assert status.get_by_text("Identity not measured for 2 face(s).").count() == 1
     # before/after slider: two images; dragging the handle moves where "after" is cut
     assert page.locator("#dynface-slider img").count() == 2
     after = page.locator("#dynface-slider img").nth(1)
@@ -178,7 +181,8 @@ def test_upload_restore_and_see_slider_faces_traces_and_downloads(
     faces = page.locator("#dynface-faces")
     faces.locator("img").first.wait_for()
     assert faces.get_by_text("astronaut_degraded · face 1: before").count() == 1
-    assert faces.get_by_text("grace_hopper_degraded · face 1: after").count() == 1
+    badge = "grace_hopper_degraded · face 1: after · identity not measured"
+    assert faces.get_by_text(badge).count() == 1
     # the trace picture and its numbers
     trace = page.locator("#dynface-traces img")
     trace.wait_for()
@@ -192,6 +196,8 @@ def test_upload_restore_and_see_slider_faces_traces_and_downloads(
     archive = zipfile.ZipFile(io.BytesIO(page.request.get(link).body()))
     assert "traces/grace_hopper_degraded.json" in archive.namelist()
     assert "faces/restored/astronaut_degraded_00.png" in archive.namelist()
+    trace = json.loads(archive.read("traces/grace_hopper_degraded.json"))
+    assert trace["faces"][0]["method"]["identity"]["guard"] is True
     shot = tmp_path / "restored.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
@@ -306,12 +312,13 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
     # The names scripts pass by keyword, in the order of a positional data list.
     assert [parameter["parameter_name"] for parameter in parameters] == [
         "photo", "aligned", "fidelity", "guidance", "dgsa", "eta", "steps", "seed", "random_seed",
-        "upscale", "only_center", "device", "precision", "backend", "background",
+        "upscale", "only_center", "device", "precision", "backend", "background", "identity_guard",
     ]  # fmt: skip
     defaults = {
         parameter["parameter_name"]: parameter["parameter_default"] for parameter in parameters
     }
     assert defaults["fidelity"] == 0.5 and defaults["background"] == "auto"
+    assert defaults["identity_guard"] is False
     assert defaults["random_seed"] is True and defaults["steps"] == ""
     photo = SAMPLES / "grace_hopper_degraded.jpg"
     restored, traces = client.predict(gradio_client.handle_file(str(photo)), api_name="/restore")

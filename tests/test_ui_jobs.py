@@ -298,14 +298,19 @@ def test_cancel_stops_a_clip_at_the_next_step_and_writes_no_clip(
 ) -> None:
     cancel = threading.Event()
 
+    restoring_from = []
+
     def report(state, text):
-        if state.stage == "restoring frames" and state.steps_done:
-            cancel.set()  # pressed once the first face of the clip is being sampled
+        if state.stage == "restoring frames":
+            restoring_from.append(state.steps_done)
+            if state.steps_done > restoring_from[0]:
+                cancel.set()  # pressed once the first face of the clip is being sampled
 
     before = set(runner.workroot.glob("job-*/final/*walk*"))
-    # All four faces are sampled together (4 face-steps a step): cancelled during the first
-    # step, the job stops at the second, long before the fifth and last.
-    with pytest.raises(JobCancelled, match=r"after 8 denoising steps \(restoring frames 0\)"):
+    # The identity check restores the track's first face first (5 face-steps); then all four
+    # faces are sampled together (4 face-steps a step): cancelled during the first step, the
+    # job stops at the second, long before the fifth and last.
+    with pytest.raises(JobCancelled, match=r"after 13 denoising steps \(restoring frames 0\)"):
         runner.run([clip], FAST, report, cancel)
     assert set(runner.workroot.glob("job-*/final/*walk*")) == before
     assert runner.run([clip], FAST).clips[0].frames == CLIP_FRAMES  # the runner is free again

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -18,6 +20,7 @@ from dynface.config import NetworkConfig, RestoreConfig, load_restore_config
 from dynface.devices import pick_device
 from dynface.diffusion import Diffusion
 from dynface.errors import UsageError
+from dynface.identity.guard import IdentityOptions, guard_faces
 from dynface.inputs import ImageInput, as_face_list
 from dynface.method.fidelity import DEFAULT_FIDELITY
 from dynface.method.pipeline import Pipeline, PipelineOutput
@@ -138,6 +141,7 @@ class Restorer:
         on_plan: Callable[[int], None] | None = None,
         s_star: Tensor | Sequence[float] | None = None,
         fidelity: float = DEFAULT_FIDELITY,
+        identity: IdentityOptions | None = None,
     ) -> RestoreResult:
         """Restore aligned face crops; each comes back at its own size, with a trace.
 
@@ -156,6 +160,10 @@ class Restorer:
         omitting it), 1 = closer to the input (less invented detail). Each trace records it
         with the effective blur level, start step, eta, mu and DGSA range. A value outside
         [0, 1] raises `FidelityError` (a `UsageError`, hence a `ValueError`).
+
+        `identity` (`dynface.identity.guard.IdentityOptions`) measures each restored face
+        against its input (or reference photos) into `trace["identity"]`; with `guard=True` a
+        face that drifted is restored again at fidelity 0.75, then 1.0, the first that holds kept.
         """
         self.pipeline.levers(fidelity)
         faces = as_face_list(images)
@@ -169,7 +177,36 @@ class Restorer:
             out = self._restore_group(faces, group, generators, levels, fidelity, progress, on_plan)
             for k, image, trace in zip(group, out.images.cpu(), out.traces, strict=True):
                 restored[k], traces[k] = image, trace.to_dict()
+        if identity is not None:
+            again = partial(self._again, faces, seed, batch_size, progress, on_plan, traces)
+            inputs = [_face_rgb(face) for face in faces]
+            first = (restored, traces)
+            restored, traces = guard_faces(again, inputs, first, identity, fidelity, _face_rgb)
         return RestoreResult(_stack_if_one_size(restored), traces)
+
+    def _again(
+        self,
+        faces: list[Tensor],
+        seed: int | Sequence[int] | None,
+        batch_size: int | None,
+        progress: Callable[[int], None] | None,
+        on_plan: Callable[[int], None] | None,
+        first_traces: list[dict[str, Any]],
+        indices: list[int],
+        fidelity: float,
+    ) -> tuple[list[Tensor], list[dict[str, Any]]]:
+        """The faces `indices` restored again at `fidelity`, with their own seeds and first s*."""
+        levels = [first_traces[k].get("s_star") for k in indices]
+        result = self.restore_aligned(
+            [faces[k] for k in indices],
+            seed=_seed_subset(seed, indices),
+            batch_size=batch_size,
+            progress=progress,
+            on_plan=on_plan,
+            s_star=None if None in levels else [float(v) for v in levels if v is not None],
+            fidelity=fidelity,
+        )
+        return result.tensors(), result.traces
 
     def _restore_group(
         self,
@@ -209,6 +246,21 @@ class Restorer:
         return levels
 
 
+def _seed_subset(seed: int | Sequence[int] | None, indices: list[int]) -> list[int] | None:
+    """The seeds of faces `indices` of a call with `seed` (see `face_generators`)."""
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return [face_seed(seed, k) for k in indices]
+    return [int(seed[k]) for k in indices]
+
+
+def _face_rgb(face: Tensor) -> np.ndarray:
+    """A (3, H, W) face in [0, 1] as an HxWx3 uint8 RGB array (for the identity meter)."""
+    array = face.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    return np.ascontiguousarray(array.cpu().numpy())
+
+
 def _per_face(values: Tensor | Sequence[float], count: int) -> Tensor:
     """One float per face, (count,), or a UsageError."""
     levels = torch.as_tensor(values, dtype=torch.float32).flatten().cpu()
@@ -242,8 +294,6 @@ def _stack_if_one_size(faces: list[Tensor]) -> Tensor | list[Tensor]:
 
 def face_seed(seed: int, index: int) -> int:
     """The seed of face `index` of a call with `seed`: independent streams per face."""
-    import numpy as np
-
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
 
 

@@ -41,6 +41,7 @@ from dynface.errors import UsageError
 from dynface.faces.align import align_faces
 from dynface.faces.detect import DetectedFace, FaceDetector, select_faces
 from dynface.faces.paste import output_size, paste_faces
+from dynface.identity.guard import IdentityOptions, check_available
 from dynface.io import ImageReadError, LoadedImage, image_size, read_image
 from dynface.method.fidelity import DEFAULT_FIDELITY, check_fidelity
 from dynface.outcome import Outcome
@@ -65,10 +66,11 @@ class AlignedRestorer(Protocol):
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         fidelity: float = DEFAULT_FIDELITY,
+        identity: IdentityOptions | None = None,
     ) -> Any:
         """Restore aligned faces (B, 3, S, S) in [0, 1]; result has `.images` and `.traces`.
 
-        `seed`: one per face.
+        `seed`: one per face. `identity`: measure (and guard) each face's identity.
         `on_plan(n)`: the batch will take n face-steps; `progress(k)`: k more are done.
         """
         ...
@@ -92,6 +94,12 @@ class RestoreOptions:
     fidelity: float = DEFAULT_FIDELITY
     #: Background under the faces: "realesrgan", "none" (bicubic) or "auto" (see background.py).
     bg_upsampler: str = "auto"
+    #: Measure each restored face's identity against its input (dynface.identity).
+    measure_identity: bool = True
+    #: Restore a face whose identity drifted again at higher fidelity (implies measuring).
+    identity_guard: bool = False
+    #: Photos of the person to measure identity against instead of each face's input.
+    references: tuple[Path, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -100,6 +108,9 @@ class PhotoResult(Outcome):
 
     faces_found: int = 0
     faces_restored: int = 0
+    #: Each restored face's identity (`identity_summary`): verdict ("same person", "not
+    #: confirmed" or "not measured"), distance, kept fidelity, attempts and reason.
+    identity: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Progress(Protocol):
@@ -184,7 +195,10 @@ def restore_photos(
     progress = progress or _NoProgress()
     if background is None and not options.aligned:
         background = default_background(restorer, options)
-    batcher = FaceBatcher(restorer, options.batch_size, options.seed, progress, options.fidelity)
+    identity = identity_options(options)
+    batcher = FaceBatcher(
+        restorer, options.batch_size, options.seed, progress, options.fidelity, identity
+    )
     log = ResultLog(folder.root, folder.names(paths), share or Share())
     for index in split(paths, log.share):
         claim = claim_outputs(folder, paths[index], log.names[index], options)
@@ -222,6 +236,7 @@ class ResultLog:
                 "message": result.message,
                 "faces_found": result.faces_found,
                 "faces_restored": result.faces_restored,
+                "identity": [face["verdict"] for face in result.identity],
                 "outputs": outputs,
                 "seconds": round(result.seconds, 3),
                 "share": str(self.share),
@@ -340,12 +355,14 @@ class FaceBatcher:
         seed: int | None,
         progress: Progress,
         fidelity: float = DEFAULT_FIDELITY,
+        identity: IdentityOptions | None = None,
     ) -> None:
         self.restorer = restorer
         self.size = size
         self.seed = seed
         self.progress = progress
         self.fidelity = fidelity
+        self.identity = identity
         self.queue: deque[tuple[Photo, int]] = deque()
 
     def add(self, photo: Photo) -> list[Photo]:
@@ -386,6 +403,7 @@ class FaceBatcher:
                 progress=self.progress.steps_done,
                 on_plan=self.progress.steps_planned,
                 fidelity=self.fidelity,
+                **({"identity": self.identity} if self.identity is not None else {}),
             )
             restored = result.images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
             traces = list(getattr(result, "traces", None) or [None] * len(batch))
@@ -444,7 +462,13 @@ def finish_photo(
             return PhotoResult(path, "failed", photo.error, faces_found=count)
         restored = np.stack([face for face in photo.restored if face is not None])
         images, data = output_set(photo, restored, options, restorer, background)
-        info = {"faces": count, "seconds": round(time.perf_counter() - photo.started, 3)}
+        info: dict[str, Any] = {
+            "faces": count,
+            "seconds": round(time.perf_counter() - photo.started, 3),
+        }
+        identity = identity_summary(photo.traces)
+        if identity:
+            info["identity"] = identity
         carried = {photo.claim.files.final: photo.image.metadata}  # EXIF, ICC profile
         written = photo.claim.commit(images, data, info, carried)
     except OSError as exc:
@@ -460,7 +484,44 @@ def finish_photo(
         faces_restored=count,
         seconds=time.perf_counter() - photo.started,
         outputs=written,
+        identity=identity,
     )
+
+
+def identity_options(options: RestoreOptions) -> IdentityOptions | None:
+    """What `restore_aligned` is asked about identity (None: not measured); reads the
+    reference photos, a UsageError for one that cannot be read."""
+    if not (options.measure_identity or options.identity_guard or options.references):
+        return None
+    if options.identity_guard or options.references:
+        check_available()
+    references = []
+    for path in options.references:
+        try:
+            references.append(read_image(path, dtype=np.uint8).pixels)
+        except ImageReadError as exc:
+            raise UsageError(f"reference photo: {exc}") from None
+    return IdentityOptions(guard=options.identity_guard, references=tuple(references))
+
+
+def identity_summary(traces: list[Any]) -> list[dict[str, Any]]:
+    """Per face: the identity verdict, distance, kept fidelity and attempts (for the record)."""
+    summary = []
+    for k, trace in enumerate(traces):
+        entry = (trace or {}).get("identity")
+        if entry is None:
+            continue
+        summary.append(
+            {
+                "name": f"face {k}",
+                "verdict": entry["verdict"],
+                "distance": entry["distance"],
+                "fidelity": entry["attempts"][-1]["fidelity"],
+                "attempts": len(entry["attempts"]),
+                "reason": entry["reason"],
+            }
+        )
+    return summary
 
 
 def output_set(

@@ -137,6 +137,22 @@ ShardOption = Annotated[
 BatchSizeOption = Annotated[
     int, typer.Option(min=1, help="Faces restored together (across photos).")
 ]
+IdentityGuardOption = Annotated[
+    bool,
+    typer.Option(
+        "--identity-guard",
+        help="Check that every restored face is still the same person; restore a face that "
+        "drifted again at fidelity 0.75, then 1.0 (needs dynface\\[identity]; docs/identity.md).",
+    ),
+]
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference",
+        help="A photo of the person (repeatable): identity is measured against it instead of "
+        "each face's input.",
+    ),
+]
 
 EPILOG = (
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
@@ -304,6 +320,8 @@ def restore(
     shard: ShardOption = None,
     video_quality: VideoQualityOption = 18,
     fidelity: FidelityOption = DEFAULT_FIDELITY,
+    identity_guard: IdentityGuardOption = False,
+    reference: ReferenceOption = None,
 ) -> None:
     """Detect, align and restore the faces of photos and paste them back.
 
@@ -326,6 +344,8 @@ def restore(
         overwrite=overwrite,
         bg_upsampler=bg_upsampler.value,
         fidelity=fidelity,
+        identity_guard=identity_guard,
+        references=tuple(reference or ()),
     )
     if run_restore(list(inputs), output, model, options, parse_shard(shard), video_quality):
         raise typer.Exit(1)
@@ -642,6 +662,10 @@ def _summary(console: Any, results: list[Any], seconds: float, output: Path) -> 
         f"{seconds / restored:.2f} s" if restored else "-",
     )
     console.print(table)
+    from dynface.identity.report import identity_lines
+
+    for line in identity_lines(results):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def _result_line(result: Any) -> str:

@@ -55,6 +55,7 @@ def restore_videos(
     from rich.console import Console
     from rich.markup import escape
 
+    from dynface.identity.report import identity_lines
     from dynface.outputs.names import output_names
     from dynface.video import restore_video
     from dynface.video.io import VideoReadError
@@ -76,6 +77,8 @@ def restore_videos(
             raise
         failed = failed or result.failed
         console.print(_result_line(result), soft_wrap=True, highlight=False)
+        for line in identity_lines([result]):
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
     return failed
 
 
@@ -115,6 +118,7 @@ class _FrameProgress(ProgressBar):
 def options(videos: list[Path], photo_options: RestoreOptions, quality: int) -> Any:
     """Video options from the restore command's (no --seed: 0, so a clip restores the same);
     a --video-quality the clips' encoder does not take is a usage error."""
+    from dynface.photos import identity_options
     from dynface.video import VideoOptions
     from dynface.video.io import check_quality
 
@@ -128,4 +132,5 @@ def options(videos: list[Path], photo_options: RestoreOptions, quality: int) -> 
         only_center_face=photo_options.only_center_face,
         batch_size=photo_options.batch_size,
         fidelity=photo_options.fidelity,
+        identity=identity_options(photo_options) if videos else None,
     )

@@ -102,6 +102,13 @@ class Controls:
             info="The photos are square face crops (FFHQ-style); skip face detection.",
         )
         self.fidelity = _fidelity_slider()
+        self.identity_guard = gr.Checkbox(
+            False,
+            label="identity guard",
+            info="Check that each restored face is still the same person; restore one that "
+            "drifted again at higher fidelity (0.75, then 1.0).",
+            elem_id="dynface-identity-guard",
+        )
         with gr.Accordion("Method", open=False):
             gr.Markdown(METHOD_NOTE)
             self.guidance, self.dgsa, self.eta = _method_controls(options.method)
@@ -134,6 +141,7 @@ class Controls:
             self.precision,
             self.backend,
             self.background,
+            self.identity_guard,
         ]
 
 
@@ -222,6 +230,7 @@ def settings_from(
     precision: str,
     backend: str,
     background: str = "auto",
+    identity_guard: bool = False,
 ) -> JobSettings:
     """The job settings from the control values (a random seed is drawn by the runner)."""
     return JobSettings(
@@ -236,6 +245,7 @@ def settings_from(
         backend=backend or "auto",
         bg_upsampler=background or "auto",
         method=MethodChoices(guidance, dgsa, (eta or "dynamic").strip()),
+        identity_guard=bool(identity_guard),
     )
 
 
@@ -393,8 +403,24 @@ def _status(result: JobResult) -> str:
     )
     if result.failures:
         text += " Not restored: " + "; ".join(result.failures)
+    text += _identity_status(result)
     if result.random_weights:
         text += " Random smoke-test networks: the faces are flat patches, not restorations."
+    return text
+
+
+def _identity_status(result: JobResult) -> str:
+    """What the status line says of identity: the faces not confirmed or not measured."""
+    verdicts = [
+        (face.trace or {}).get("identity", {}).get("verdict", "not measured")
+        for photo in result.photos
+        for face in photo.faces
+    ]
+    text = ""
+    if "not confirmed" in verdicts:
+        text += f" Identity not confirmed for {verdicts.count('not confirmed')} face(s)."
+    if "not measured" in verdicts:
+        text += f" Identity not measured for {verdicts.count('not measured')} face(s)."
     return text
 
 
@@ -411,8 +437,20 @@ def _face_gallery(result: JobResult) -> list[tuple[str, str]]:
         for face in photo.faces:
             label = f"{photo.name} · face {face.index + 1}"
             items.append((str(face.cropped), f"{label}: before"))
-            items.append((str(face.restored), f"{label}: after"))
+            items.append((str(face.restored), f"{label}: after · {identity_badge(face.trace)}"))
     return items
+
+
+def identity_badge(trace: dict[str, Any] | None) -> str:
+    """The identity verdict of one face, short enough for a gallery caption."""
+    identity = (trace or {}).get("identity")
+    if identity is None:
+        return "identity not measured"
+    if identity["verdict"] == "same person":
+        return f"✓ same person ({identity['distance']:.2f})"
+    if identity["verdict"] == "not confirmed":
+        return f"⚠ identity not confirmed ({identity['distance']:.2f})"
+    return "identity not measured"
 
 
 def _trace_table(result: JobResult) -> list[list[str]]:

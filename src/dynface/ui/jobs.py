@@ -107,6 +107,8 @@ class JobSettings:
     bg_upsampler: str = "auto"
     #: None: the config's method settings.
     method: MethodChoices | None = None
+    #: Restore a face whose identity drifted again at higher fidelity.
+    identity_guard: bool = False
 
 
 @dataclass
@@ -266,6 +268,7 @@ class JobRunner:
             save_trace=True,
             fidelity=settings.fidelity,
             bg_upsampler=settings.bg_upsampler,
+            identity_guard=settings.identity_guard,
         )
         detector = None if settings.aligned else self._face_detector()
         return restore_photos(paths, restorer, workdir, options, detector, tracker)
@@ -280,10 +283,14 @@ class JobRunner:
         tracker: _Tracker,
     ) -> ClipOutput | str:
         """Restore one clip with the job's seed and centre-face choice, as `dynface restore`."""
+        from dynface.identity.guard import IdentityOptions
         from dynface.video import VideoOptions
 
         options = VideoOptions(
-            seed=seed, only_center_face=settings.only_center_face, fidelity=settings.fidelity
+            seed=seed,
+            only_center_face=settings.only_center_face,
+            fidelity=settings.fidelity,
+            identity=IdentityOptions(guard=settings.identity_guard),
         )
         try:
             return restore_clip(path, restorer, workdir, options, self._face_detector(), tracker)

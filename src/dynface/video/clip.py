@@ -31,9 +31,11 @@ import torch
 from dynface.faces.align import align_faces, similarity_transform, template
 from dynface.faces.detect import FaceDetector, select_faces
 from dynface.faces.paste import paste_back
+from dynface.identity.guard import IdentityOptions
 from dynface.io import write_json
 from dynface.outcome import Outcome
 from dynface.units import DEFAULT_FIDELITY
+from dynface.video import identity as track_identity
 from dynface.video.checkpoint import WorkFolder
 from dynface.video.consistency import ConsistencySettings, FacePlan, plan_faces, track_summary
 from dynface.video.io import (
@@ -68,6 +70,8 @@ class VideoOptions:
     fidelity: float = DEFAULT_FIDELITY
     #: Keep OUT/.dynface-work/NAME after success (restored face crops, plan).
     keep_work: bool = False
+    #: Measure (and with `guard`, protect) identity per track (see dynface.video.identity).
+    identity: IdentityOptions | None = None
 
 
 @dataclass(kw_only=True)
@@ -77,6 +81,8 @@ class VideoResult(Outcome):
     frames: int = 0
     tracks: int = 0
     faces_restored: int = 0
+    #: Each track's identity: "name" (track N), verdict, distance, kept fidelity, attempts.
+    identity: list[dict[str, Any]] = field(default_factory=list)
 
 
 class VideoProgress(Protocol):
@@ -136,12 +142,44 @@ def restore_video(
         work.remove()
         return _no_face_found(path, info)
     done_before = work.restored_frames() if resumed else 0
-    _restore_faces(path, info, restorer, work, options, progress)
-    outputs, summary = _write_outputs(path, info, work, targets, options, progress)
+    decisions = _identity_decisions(path, info, restorer, work, options, progress)
+    _restore_faces(path, info, restorer, work, options, progress, decisions)
+    outputs, summary = _write_outputs(path, info, work, targets, options, progress, decisions)
     if not options.keep_work:
         work.remove()
     seconds = time.perf_counter() - started
     return _restored(path, info, summary, outputs, seconds, done_before)
+
+
+def _identity_decisions(
+    path: Path,
+    info: VideoInfo,
+    restorer: Any,
+    work: WorkFolder,
+    options: VideoOptions,
+    progress: VideoProgress,
+) -> dict[int, dict[str, Any]]:
+    """Each track's kept fidelity and identity entry (none without identity options), decided
+    once on its first face and kept in the work folder for a resumed run."""
+    if options.identity is None:
+        return {}
+    decisions = track_identity.load(work.root)
+    if decisions is None:
+        firsts = track_identity.first_faces(work.read_plan())
+        progress.start("checking identity", len(firsts))
+        frames = _upright_frames(path, info)
+        size = int(options.face_size or 512)
+        decisions = track_identity.decide_tracks(
+            frames,
+            firsts,
+            restorer,
+            options.identity,
+            options.fidelity,
+            lambda frame, plans: _to_tensor(_aligned(frame, plans, size)),
+        )
+        track_identity.save(work.root, decisions)
+        progress.advance(len(firsts))
+    return decisions
 
 
 def _with_face_size(options: VideoOptions, restorer: Any) -> VideoOptions:
@@ -183,7 +221,21 @@ def _restored(
         faces_restored=sum(track["frames"] for track in summary),
         seconds=seconds,
         outputs=outputs,
+        identity=[_track_identity(track) for track in summary if "identity" in track],
     )
+
+
+def _track_identity(track: dict[str, Any]) -> dict[str, Any]:
+    """One track's identity as the summary reports it (as `photos.identity_summary` a face's)."""
+    identity = track["identity"]
+    return {
+        "name": f"track {track['track']}",
+        "verdict": identity["verdict"],
+        "distance": identity["distance"],
+        "fidelity": track["fidelity"],
+        "attempts": len(identity["attempts"]),
+        "reason": identity["reason"],
+    }
 
 
 def _run_key(path: Path, restorer: Any, options: VideoOptions) -> dict[str, Any]:
@@ -201,7 +253,18 @@ def _run_key(path: Path, restorer: Any, options: VideoOptions) -> dict[str, Any]
         "only_center_face": options.only_center_face,
         "consistency": asdict(options.consistency),
         "fidelity": options.fidelity,
+        "identity": _identity_key(options.identity),
     }
+
+
+def _identity_key(identity: IdentityOptions | None) -> dict[str, Any] | None:
+    """What of the identity options changes the restored faces: the guard and the references."""
+    if identity is None:
+        return None
+    digests = [
+        hashlib.sha256(np.ascontiguousarray(r).tobytes()).hexdigest() for r in identity.references
+    ]
+    return {"guard": identity.guard, "references": digests}
 
 
 def _analyse(
@@ -260,6 +323,7 @@ def _restore_faces(
     work: WorkFolder,
     options: VideoOptions,
     progress: VideoProgress,
+    decisions: dict[int, dict[str, Any]],
 ) -> None:
     """Pass 2: restore the planned faces of every frame not yet checkpointed.
 
@@ -272,14 +336,11 @@ def _restore_faces(
         if not faces or work.has_faces(frame.index):
             progress.advance(1)
             continue
-        crops, _ = align_faces(
-            _to_float(frame.rgb), [p.landmarks for p in faces], int(options.face_size or 512)
-        )
-        queue.append((frame.index, faces, crops))
+        queue.append((frame.index, faces, _aligned(frame, faces, int(options.face_size or 512))))
         if sum(len(faces) for _, faces, _ in queue) >= options.batch_size:
-            _restore_queue(restorer, work, queue, progress, options.fidelity)
+            _restore_queue(restorer, work, queue, progress, options.fidelity, decisions)
             queue = []
-    _restore_queue(restorer, work, queue, progress, options.fidelity)
+    _restore_queue(restorer, work, queue, progress, options.fidelity, decisions)
 
 
 def _restore_queue(
@@ -288,28 +349,40 @@ def _restore_queue(
     queue: list[tuple[int, list[FacePlan], np.ndarray]],
     progress: VideoProgress,
     fidelity: float,
+    decisions: dict[int, dict[str, Any]],
 ) -> None:
-    """Restore the faces of the queued frames in one call (each with its track's seed and
-    smoothed s*, leaned by `fidelity`), then checkpoint frame by frame."""
+    """Restore the faces of the queued frames (each with its track's seed and smoothed s*, at
+    its track's fidelity: one call per fidelity), then checkpoint frame by frame."""
     if not queue:
         return
     plans = [plan for _, faces, _ in queue for plan in faces]
     crops = np.concatenate([crops for _, _, crops in queue])
+    levels = [decisions.get(plan.track, {}).get("fidelity", fidelity) for plan in plans]
+    images: list[np.ndarray] = [np.empty(0)] * len(plans)
+    traces: list[Any] = [None] * len(plans)
+    for level in sorted(set(levels)):
+        rows = [k for k, value in enumerate(levels) if value == level]
+        result = _restore_rows(restorer, crops[rows], [plans[k] for k in rows], level)
+        for k, image, trace in zip(rows, result.images, result.traces, strict=True):
+            images[k] = _to_uint8(image.permute(1, 2, 0).numpy())
+            identity = decisions.get(plans[k].track, {}).get("identity")
+            traces[k] = trace if identity is None else {**trace, "identity": identity}
+    first = 0
+    for index, faces, _ in queue:
+        done = slice(first, first + len(faces))
+        work.save_faces(index, np.stack(images[done]), traces[done])
+        first += len(faces)
+        progress.advance(1)
+
+
+def _restore_rows(restorer: Any, crops: np.ndarray, plans: list[FacePlan], fidelity: float) -> Any:
+    """Restore aligned crops with their plans' seeds and smoothed s* at one fidelity."""
     s_star = None
     if all(plan.s_star is not None for plan in plans):
         s_star = torch.tensor([plan.s_star for plan in plans])
-    result = restorer.restore_aligned(
+    return restorer.restore_aligned(
         _to_tensor(crops), seed=[plan.seed for plan in plans], s_star=s_star, fidelity=fidelity
     )
-    first = 0
-    for index, faces, _ in queue:
-        images = [
-            result.images[k].permute(1, 2, 0).numpy() for k in range(first, first + len(faces))
-        ]
-        traces = result.traces[first : first + len(faces)]
-        work.save_faces(index, np.stack([_to_uint8(image) for image in images]), traces)
-        first += len(faces)
-        progress.advance(1)
 
 
 def _write_outputs(
@@ -319,6 +392,7 @@ def _write_outputs(
     targets: list[Path],
     options: VideoOptions,
     progress: VideoProgress,
+    decisions: dict[int, dict[str, Any]],
 ) -> tuple[list[Path], list[dict[str, Any]]]:
     """Pass 3: paste, encode (to a temporary name, then renamed), and write the traces."""
     video_target, frames_target, tracks_target = targets
@@ -337,7 +411,10 @@ def _write_outputs(
     finally:
         partial_video.unlink(missing_ok=True)
         partial_traces.unlink(missing_ok=True)
-    summary = [track_summary(t, plans, method) for t, (plans, method) in sorted(tracks.items())]
+    summary = [
+        {**track_summary(t, plans, method), **decisions.get(t, {})}
+        for t, (plans, method) in sorted(tracks.items())
+    ]
     record = {
         "input": str(path),
         **_info_json(info),
@@ -416,6 +493,12 @@ def _info_json(info: VideoInfo) -> dict[str, Any]:
         "duration_s": round(info.duration_s, 6),
         "audio_streams": info.audio_streams,
     }
+
+
+def _aligned(frame: DecodedFrame, plans: list[FacePlan], size: int) -> np.ndarray:
+    """The planned faces of an upright frame, aligned: (N, S, S, 3) float32."""
+    crops, _ = align_faces(_to_float(frame.rgb), [p.landmarks for p in plans], size)
+    return crops
 
 
 def _to_float(rgb: np.ndarray) -> np.ndarray:
