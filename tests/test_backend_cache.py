@@ -4,6 +4,9 @@ never run: it is rebuilt once with a one-line warning, and the output equals a c
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,6 +15,8 @@ from dynface.backends import compile_net, onnx_export
 from dynface.backends.cache import seal
 from dynface.config import load_config
 from dynface.nets import build_unet
+
+from .conftest import REPO, TEST_DATA
 
 
 def _unet() -> torch.nn.Module:
@@ -133,3 +138,29 @@ def test_a_tampered_optimised_onnxruntime_graph_is_rebuilt(exports, caplog):
     assert torch.equal(out, clean)
     assert "optimised graph" in caplog.text and "failed its check" in caplog.text
     assert len(exports) == 1  # the exported graph was sound
+
+
+def test_a_restore_run_on_a_tampered_cache_equals_a_clean_run(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DYNFACE_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "dynface", "restore", str(TEST_DATA / "astronaut_face.png")]
+    command += ["--aligned", "--config", "tiny-random", "--steps", "ddim5", "--seed", "0"]
+    command += ["--backend", "onnxruntime"]
+
+    def restore(out: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [*command, "-o", str(tmp_path / out)], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    restore("clean")
+    graphs = sorted((tmp_path / "home" / "compiled").glob("*/model.onnx"))
+    assert len(graphs) == 2  # the prior and the RM
+    for graph in graphs:
+        graph.write_bytes(graph.read_bytes()[:1000])  # truncated
+    again = restore("again")
+    assert again.stderr.count("failed its check") == 2
+    final = "final/astronaut_face.png"
+    assert (tmp_path / "again" / final).read_bytes() == (tmp_path / "clean" / final).read_bytes()
