@@ -449,6 +449,7 @@ def default_background(restorer: AlignedRestorer, options: RestoreOptions) -> Ba
         getattr(restorer, "precision", "fp32"),
         scale=options.upscale,
         seed=int(config.get("random_weights_seed", 0)),
+        backend=getattr(restorer, "backend", "torch"),
     )
 
 

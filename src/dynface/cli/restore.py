@@ -157,6 +157,9 @@ ReferenceOption = Annotated[
 ]
 
 EPILOG = (
+    "Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last). "
+    "Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext, "
+    "traces/NAME.frames.jsonl and traces/NAME.tracks.json (see docs/video.md).\n\n"
     "Example: dynface restore old_photos/ scan.tif -o results/ --seed 0\n\n"
     "Quick smoke test without weights: --config tiny-random --steps ddim5 (32 px faces, "
     "restored as flat patches). "
@@ -337,6 +340,7 @@ def load_background(choice: str, restorer: Any, weights_dir: Path | None, upscal
         weights_dir,
         scale=upscale,
         seed=int(config.get("random_weights_seed", 0)),
+        backend=getattr(restorer, "backend", "torch"),
     )
 
 
@@ -365,11 +369,8 @@ def restore(
     identity_guard: IdentityGuardOption = False,
     reference: ReferenceOption = None,
 ) -> None:
-    """Detect, align and restore the faces of photos and paste them back.
+    """Detect, align and restore the faces of photos and clips and paste them back.
 
-    Writes final/, faces/, traces/ (--save-trace) and records/ (one per photo, written last).
-    Video clips (.mp4 .mov .mkv .avi .webm) keep their size, timing and sound: final/NAME.ext
-    and traces/NAME.frames.jsonl, traces/NAME.tracks.json (see docs/video.md).
     Exit status: 0 when every input was restored, 1 when some failed, 2 for usage errors.
     """
     from dynface.photos import RestoreOptions
@@ -621,7 +622,11 @@ def _describe_background(background: Any) -> str:
     """E.g. "realesrgan (cuda, float16)" or "bicubic (auto: no GPU; ...)"."""
     note = getattr(background, "note", None)
     if background.name == "realesrgan":
-        return f"realesrgan ({background.device}, {str(background.dtype).removeprefix('torch.')})"
+        backend = getattr(background, "backend", "torch")
+        runtime = str(background.device) == "cpu" and backend in ("onnxruntime", "openvino")
+        on = f", tiles on backend {backend}" if runtime else ""
+        dtype = str(background.dtype).removeprefix("torch.")
+        return f"realesrgan ({background.device}, {dtype}{on})"
     return f"{background.name} ({note})" if note else background.name
 
 
@@ -634,14 +639,25 @@ def _check_backend(backend: str, precision: str) -> None:
 
 
 def _backends_note(restorer: Any) -> str:
-    """ ", backend openvino" (or "prior X, rm Y" when they differ); empty for a fake restorer."""
-    names = getattr(restorer, "backends", None)
-    if not names:
+    """ ", backend onnxruntime fp32 (measured fastest: 1.76 s vs eager 2.50 s)": the runtime,
+    precision and reason of the prior and the RM (named each when they differ); empty for a
+    fake restorer."""
+    choices = getattr(restorer, "backend_choices", None)
+    if not choices:
+        names = getattr(restorer, "backends", None) or {}
+        choices = {net: (name, "", "") for net, name in names.items()}
+    if not choices:
         return ""
-    kinds = sorted(set(names.values()))
-    if len(kinds) == 1:
-        return f", backend {kinds[0]}"
-    return ", backends " + ", ".join(f"{net} {name}" for net, name in names.items())
+    said = {net: _say_choice(*choice) for net, choice in choices.items()}
+    if len(set(said.values())) == 1:
+        return f", backend {next(iter(said.values()))}"
+    return ", backends " + ", ".join(f"{net} {text}" for net, text in said.items())
+
+
+def _say_choice(backend: str, precision: str, reason: str) -> str:
+    """E.g. "onnxruntime fp32 (measured fastest: 1.76 s vs eager 2.50 s)"."""
+    text = f"{backend} {precision}".strip()
+    return f"{text} ({reason})" if reason else text
 
 
 class _FaceProgress(ProgressBar):
