@@ -121,7 +121,7 @@ def guard_faces(
     their traces, each with an "identity" entry (every attempt, the verdict).
     """
     meter = options.meter
-    sources = _Sources(inputs)
+    sources = InputFaces(inputs)
     images, traces = list(first[0]), [dict(t) for t in first[1]]
     attempts: list[list[dict[str, Any]]] = [[] for _ in inputs]
     pending = list(range(len(inputs)))
@@ -139,7 +139,7 @@ def guard_faces(
     return images, traces
 
 
-class _Sources:
+class InputFaces:
     """The input faces of a guarded call, each measured (aligned, s*) once when first needed."""
 
     def __init__(self, inputs: list[np.ndarray]) -> None:
@@ -156,7 +156,7 @@ def _measure(
     meter: IdentityMeter,
     indices: list[int],
     images: dict[int, np.ndarray],
-    sources: _Sources,
+    sources: InputFaces,
     attempts: list[list[dict[str, Any]]],
     level: float,
 ) -> list[int]:
