@@ -6,6 +6,8 @@ is a step of the DIFFUSION_STEPS-step linear beta schedule. See docs/method.md.
 
 from __future__ import annotations
 
+import numbers
+
 #: Face size (px) at which blur levels and the DSST table are defined.
 REFERENCE_SIZE = 512
 #: Blur levels are clipped to [0, S_MAX] px at REFERENCE_SIZE.
@@ -27,3 +29,20 @@ BETA_END = 0.02
 #: DifFace's published inference: noise the RM output to t = 400, then DDIM with eta 0.5.
 DIFFACE_START_T = 400
 DIFFACE_ETA = 0.5
+#: The whole-photo upscale range (the CLI's --upscale, the web UI's slider, the API's option).
+UPSCALE_MIN = 1.0
+UPSCALE_MAX = 4.0
+
+
+def check_upscale(value: object) -> float:
+    """`value` as a float in [UPSCALE_MIN, UPSCALE_MAX]; a UsageError naming the setting for
+    anything else (NaN, inf, bools, strings), so the CLI, the UI and the API refuse alike."""
+    from dynface.errors import UsageError
+
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    upscale = float(value) if real else float("nan")  # type: ignore[arg-type]
+    if not UPSCALE_MIN <= upscale <= UPSCALE_MAX:
+        raise UsageError(
+            f"upscale must be a number from {UPSCALE_MIN:g} to {UPSCALE_MAX:g}, got {value!r}"
+        )
+    return upscale

@@ -17,7 +17,7 @@ import typer
 from dynface.cli import video
 from dynface.cli.progress import ProgressBar
 from dynface.errors import UsageError
-from dynface.units import DEFAULT_FIDELITY
+from dynface.units import DEFAULT_FIDELITY, check_upscale
 
 if TYPE_CHECKING:
     from dynface.photos import RestoreOptions
@@ -398,8 +398,8 @@ def check_request(
 ) -> list[Path]:
     """Every usage check before any network loads; returns the input images."""
     _check_fidelity(options.fidelity)
-    if options.upscale <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--upscale")
+    with usage_error("--upscale"):
+        check_upscale(options.upscale)
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
     if options.identity_guard or options.references:
         from dynface.photos import identity_options

@@ -30,7 +30,7 @@ from dynface.ui.jobs import (
     MethodChoices,
 )
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
-from dynface.units import DEFAULT_FIDELITY
+from dynface.units import DEFAULT_FIDELITY, UPSCALE_MAX, UPSCALE_MIN
 from dynface.video.io import VIDEO_SUFFIXES, is_video
 
 INTRO = (
@@ -124,7 +124,9 @@ class Controls:
             with gr.Row():
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
-            self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
+            self.upscale = gr.Slider(
+                UPSCALE_MIN, UPSCALE_MAX, value=2, step=0.5, label="upscale (whole photo)"
+            )
             self.background = _background_radio()
             self.only_center = gr.Checkbox(
                 False, label="only the centre face", elem_id="dynface-only-center"

@@ -43,7 +43,7 @@ from dynface.ui.clips import (
     split_clips,
 )
 from dynface.ui.traces import stack_pictures, trace_picture
-from dynface.units import DEFAULT_FIDELITY
+from dynface.units import DEFAULT_FIDELITY, check_upscale
 from dynface.video.io import is_video
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
@@ -451,8 +451,7 @@ def check_settings(settings: JobSettings, config: str) -> None:
     from dynface.config import load_config
     from dynface.diffusion.schedule import respaced_timesteps
 
-    if not 0 < settings.upscale <= 8:
-        raise UsageError(f"upscale {settings.upscale:g} must be above 0 and at most 8")
+    check_upscale(settings.upscale)
     check_fidelity(settings.fidelity)
     steps = settings.steps
     if steps is None:

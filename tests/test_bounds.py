@@ -1,0 +1,71 @@
+"""Every bound a user can type is checked before any work, with one line (issue 23)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dynface.errors import UsageError
+from dynface.photos import RestoreOptions, checked_options
+from dynface.ui.app import settings_from
+from dynface.ui.jobs import check_settings
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTO = REPO / "src" / "dynface" / "assets" / "samples" / "astronaut_degraded.jpg"
+ENV = dict(os.environ, PYTHONPATH=str(REPO / "src"), DYNFACE_OFFLINE="1")
+#: (--upscale as typed, accepted); the range is 1 to 4 everywhere.
+UPSCALES = [
+    ("1", True), ("2.5", True), ("4", True), ("0.5", False), ("4.5", False), ("8", False),
+    ("9", False), ("inf", False), ("nan", False), ("-1", False),
+]  # fmt: skip
+
+
+def dynface(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a process (its output with rich's box borders undone)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dynface", *args],
+        capture_output=True, text=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    done.stdout = " ".join((done.stdout + done.stderr).replace("│", " ").split())
+    return done
+
+
+def ui_accepts_upscale(text: str) -> bool:
+    """What the web UI's `/restore` does with an upscale: its controls, then its check."""
+    settings = settings_from(
+        False, 0.5, "closed_form", "learned", "dynamic", None, None, True, float(text),
+        False, "auto", "fp32", "auto",
+    )  # fmt: skip
+    try:
+        check_settings(settings, "tiny-random")
+    except UsageError as exc:
+        assert "upscale must be a number from 1 to 4" in str(exc)
+        return False
+    return True
+
+
+def test_the_cli_and_the_ui_accept_and_refuse_the_same_upscales(tmp_path: Path) -> None:
+    for text, accepted in UPSCALES:
+        # --steps abc is checked after --upscale: an accepted upscale fails on --steps instead.
+        out = tmp_path / "out"
+        done = dynface(
+            "restore", str(PHOTO), "-o", str(out), "--config", "tiny-random", "--steps", "abc",
+            "--upscale", text,
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stdout, done.stdout
+        cli_accepts = "Invalid value for --upscale" not in done.stdout
+        if not cli_accepts:
+            assert "upscale must be a number from 1 to 4" in done.stdout
+        assert (cli_accepts, ui_accepts_upscale(text)) == (accepted, accepted), text
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("upscale", [0.5, 8.0, float("inf"), float("nan"), True, "2"])
+def test_the_api_refuses_an_upscale_outside_one_to_four(upscale: object) -> None:
+    with pytest.raises(UsageError, match="upscale must be a number from 1 to 4"):
+        checked_options(RestoreOptions(upscale=upscale), object())  # type: ignore[arg-type]
+    assert checked_options(RestoreOptions(upscale=4), object()).upscale == 4
