@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from dynface.errors import UsageError
 from dynface.photos import RestoreOptions, checked_options
+from dynface.scale import MAX_SHARDS, Share, split
 from dynface.ui.app import settings_from
 from dynface.ui.jobs import check_settings
 
@@ -69,3 +71,33 @@ def test_the_api_refuses_an_upscale_outside_one_to_four(upscale: object) -> None
     with pytest.raises(UsageError, match="upscale must be a number from 1 to 4"):
         checked_options(RestoreOptions(upscale=upscale), object())  # type: ignore[arg-type]
     assert checked_options(RestoreOptions(upscale=4), object()).upscale == 4
+
+
+def test_a_huge_shard_count_is_one_line_at_once_before_any_work(tmp_path: Path) -> None:
+    for shard, message in [
+        ("0/99999999999999999999", "at most 1,000,000"),
+        ("0/1000001", "at most 1,000,000"),
+        ("0/" + "9" * 5000, "is not a shard"),  # longer than Python reads as an int
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "dynface", "restore", str(PHOTO), "-o", str(tmp_path / "o"),
+             "--config", "tiny-random", "--shard", shard],
+            capture_output=True, text=True, env=ENV, timeout=60,
+        )  # fmt: skip
+        output = " ".join(done.stderr.replace("│", " ").split())
+        assert done.returncode == 2 and "Traceback" not in output, output
+        assert "Invalid value for --shard" in output and message in output
+        assert not (tmp_path / "o").exists()
+
+
+def test_a_split_costs_the_photos_not_the_share_count() -> None:
+    """The largest share count splits a few photos as the smallest one that fits them would."""
+    paths = [PHOTO, REPO / "missing-1.png", REPO / "missing-2.png"]  # costs: pixels, 1, 1
+    assert Share.parse(f"0/{MAX_SHARDS}") == Share(0, MAX_SHARDS)
+    for index in range(3):
+        assert split(paths, Share(index, MAX_SHARDS)) == split(paths, Share(index, 3))
+    assert split(paths, Share(MAX_SHARDS - 1, MAX_SHARDS)) == []
+    tracemalloc.start()
+    split(paths, Share(0, 10 * MAX_SHARDS))  # what torchrun's within() may reach
+    assert tracemalloc.get_traced_memory()[1] < 1_000_000
+    tracemalloc.stop()
