@@ -8,8 +8,11 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from dynface.api import face_generators
 from dynface.errors import UsageError
 from dynface.photos import RestoreOptions, checked_options
 from dynface.scale import MAX_SHARDS, Share, split
@@ -101,3 +104,43 @@ def test_a_split_costs_the_photos_not_the_share_count() -> None:
     split(paths, Share(0, 10 * MAX_SHARDS))  # what torchrun's within() may reach
     assert tracemalloc.get_traced_memory()[1] < 1_000_000
     tracemalloc.stop()
+
+
+BAD_SEEDS = [float("nan"), "x", 1.5, True, -1, 2**63, object(), [1, "x"], [2**63], [-1]]
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS)
+def test_the_api_refuses_a_bad_seed_in_one_line(seed: object) -> None:
+    count = len(seed) if isinstance(seed, list) else 2
+    with pytest.raises(UsageError, match=r"must be a whole number from 0 to 2\*\*63-1") as refused:
+        face_generators(seed, count, torch.device("cpu"))  # type: ignore[arg-type]
+    assert "\n" not in str(refused.value)
+
+
+def test_good_seeds_still_give_one_generator_per_face() -> None:
+    for seed in (0, 2**63 - 1, np.int64(7), [3, np.uint8(4)], (0, 2**63 - 1)):
+        generators = face_generators(seed, 2, torch.device("cpu"))  # type: ignore[arg-type]
+        assert generators is not None and len(generators) == 2
+    with pytest.raises(UsageError, match="seed must be"):
+        checked_options(RestoreOptions(seed=-1), object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [float("nan"), 1.5, -1.0, 2.0**64])
+def test_the_ui_refuses_a_bad_seed_before_any_work(seed: float) -> None:
+    settings = settings_from(
+        False, 0.5, "closed_form", "learned", "dynamic", None, seed, False, 2.0,
+        False, "auto", "fp32", "auto",
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="seed must be a whole number"):
+        check_settings(settings, "tiny-random")
+
+
+def test_the_cli_refuses_a_seed_out_of_range(tmp_path: Path) -> None:
+    for seed in ("-1", str(2**63)):
+        done = dynface(
+            "restore", str(PHOTO), "-o", str(tmp_path / "o"), "--config", "tiny-random",
+            "--seed", seed,
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stdout, done.stdout
+        assert "Invalid value for --seed: seed must be a whole number" in done.stdout
+        assert not (tmp_path / "o").exists()

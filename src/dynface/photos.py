@@ -48,7 +48,7 @@ from dynface.outcome import Outcome
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 from dynface.outputs.manifest import append_line
 from dynface.scale import Share, split
-from dynface.units import check_upscale
+from dynface.units import check_seed, check_upscale
 
 #: Largest output photo (pixels) we agree to build: about 0.9 GB as uint8, plus Pillow's 1.2 GB
 #: copy while the PNG is encoded (see docs/restore.md for what a photo costs).
@@ -254,6 +254,8 @@ def checked_options(options: RestoreOptions, restorer: AlignedRestorer) -> Resto
     if options.batch_size < 1:
         raise UsageError("batch_size must be at least 1")
     check_upscale(options.upscale)
+    if options.seed is not None:
+        check_seed(options.seed)
     check_fidelity(options.fidelity)
     if options.face_size is None:
         config = getattr(restorer, "config", None) or {}

@@ -46,3 +46,19 @@ def check_upscale(value: object) -> float:
             f"upscale must be a number from {UPSCALE_MIN:g} to {UPSCALE_MAX:g}, got {value!r}"
         )
     return upscale
+
+
+#: Seeds are whole numbers from 0 to MAX_SEED (what a torch generator and a 64-bit int hold).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """`value` as an int in [0, MAX_SEED]; a UsageError naming `name` for anything else (NaN,
+    1.5, "x", True), as the API, the CLI and the UI refuse a seed of -1."""
+    from dynface.errors import UsageError
+
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    number = int(value) if isinstance(value, numbers.Integral) and whole else -1
+    if not 0 <= number <= MAX_SEED:
+        raise UsageError(f"{name} must be a whole number from 0 to 2**63-1, got {value!r}")
+    return number

@@ -17,7 +17,7 @@ import typer
 from dynface.cli import video
 from dynface.cli.progress import ProgressBar
 from dynface.errors import UsageError
-from dynface.units import DEFAULT_FIDELITY, check_upscale
+from dynface.units import DEFAULT_FIDELITY, check_seed, check_upscale
 
 if TYPE_CHECKING:
     from dynface.photos import RestoreOptions
@@ -101,7 +101,9 @@ AlignedOption = Annotated[
     bool,
     typer.Option("--aligned", help="Inputs are already aligned square face crops (FFHQ style)."),
 ]
-SeedOption = Annotated[int | None, typer.Option(help="Random seed for reproducible results.")]
+SeedOption = Annotated[
+    int | None, typer.Option(help="Random seed for reproducible results (0 to 2**63-1).")
+]
 UpscaleOption = Annotated[
     float,
     typer.Option(help="Scale of the whole output photo, 1 to 4 (background: see --bg-upsampler)."),
@@ -400,6 +402,9 @@ def check_request(
     _check_fidelity(options.fidelity)
     with usage_error("--upscale"):
         check_upscale(options.upscale)
+    if options.seed is not None:
+        with usage_error("--seed"):
+            check_seed(options.seed)
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
     if options.identity_guard or options.references:
         from dynface.photos import identity_options

@@ -248,7 +248,7 @@ def settings_from(
         aligned=bool(aligned),
         fidelity=float(fidelity),
         steps=(steps or "").strip() or None,
-        seed=None if random_seed or seed is None else int(seed),
+        seed=None if random_seed or seed is None else _whole(seed),
         upscale=float(upscale),
         only_center_face=bool(only_center),
         device=device or "auto",
@@ -259,6 +259,11 @@ def settings_from(
         identity_guard=bool(identity_guard),
         references=tuple(Path(path) for path in references or ()),
     )
+
+
+def _whole(number: float) -> Any:
+    """A whole number as an int; anything else as given (NaN, 1.5: refused by the job check)."""
+    return int(number) if float(number).is_integer() else number
 
 
 #: The handlers' setting parameters: those of `settings_from`, in its order.

@@ -43,7 +43,7 @@ from dynface.ui.clips import (
     split_clips,
 )
 from dynface.ui.traces import stack_pictures, trace_picture
-from dynface.units import DEFAULT_FIDELITY, check_upscale
+from dynface.units import DEFAULT_FIDELITY, check_seed, check_upscale
 from dynface.video.io import is_video
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
@@ -452,6 +452,8 @@ def check_settings(settings: JobSettings, config: str) -> None:
     from dynface.diffusion.schedule import respaced_timesteps
 
     check_upscale(settings.upscale)
+    if settings.seed is not None:
+        check_seed(settings.seed)
     check_fidelity(settings.fidelity)
     steps = settings.steps
     if steps is None:
