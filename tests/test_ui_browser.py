@@ -256,7 +256,8 @@ def test_upload_a_clip_restore_and_play_it_and_download_it(
     page.screenshot(path=str(shot), full_page=True)
 
 
-def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
+def test_unreadable_file_shows_the_error_message(page, server: Server, tmp_path: Path) -> None:
+    logged = len(server.output())
     broken = tmp_path / "broken.png"
     broken.write_text("this is not a picture")
     page.locator("#dynface-photos input[type=file]").set_input_files(str(broken))
@@ -265,6 +266,8 @@ def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
     message = page.get_by_text("broken.png: not an image file")
     message.first.wait_for(timeout=JOB_TIMEOUT_MS)
     assert str(tmp_path) not in page.content()
+    log = server.output()[logged:]  # an ordinary refusal is one line in the log, no traceback
+    assert "Traceback" not in log and "broken.png: not an image file" in log, log
 
 
 def test_an_example_fills_the_photo_and_presets_the_controls(page) -> None:

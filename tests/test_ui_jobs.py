@@ -335,3 +335,24 @@ def test_a_reference_without_a_face_is_refused_in_one_line(
     settings = replace(FAST, references=(blank,))
     with pytest.raises(UsageError, match="no face found in reference photo 1"):
         runner.run([HOPPER], settings)
+
+
+def test_a_refusal_is_one_line_in_the_server_log_not_a_traceback(capsys) -> None:
+    gr = pytest.importorskip("gradio")
+    from types import SimpleNamespace
+
+    from dynface.ui.app import Handlers
+
+    class Refusing:
+        def run(self, *args: object) -> None:
+            raise UsageError("broken.png: not an image file (or a format Pillow cannot read)")
+
+    handlers = Handlers(Refusing())  # type: ignore[arg-type]
+    with pytest.raises(gr.Error) as raised:
+        handlers._run(["broken.png"], JobSettings(), SimpleNamespace(session_hash="s"), None)
+    assert not raised.value.print_exception  # Gradio prints no traceback for it
+    assert "not an image file" in raised.value.message
+    assert capsys.readouterr().err.splitlines() == [
+        "dynface ui: could not restore: broken.png: not an image file (or a format Pillow "
+        "cannot read)"
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -345,7 +346,7 @@ class Handlers:
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
         if photo and is_video(photo):
-            raise gr.Error("/restore takes one photo; restore clips on the page", title="A photo")
+            raise user_error("/restore takes one photo; restore clips on the page", "A photo")
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
@@ -389,15 +390,22 @@ class Handlers:
         try:
             result = self.runner.run(photos, settings, report, cancel)
         except JobCancelled as exc:
-            raise gr.Error(f"Cancelled: {exc}.", title="Cancelled") from None
+            raise user_error(f"Cancelled: {exc}.", "Cancelled") from None
         except DynfaceError as exc:
-            raise gr.Error(str(exc).replace("\n", "<br>"), title="Could not restore") from None
+            raise user_error(str(exc), "Could not restore") from None
         finally:
             if self._cancels.get(session) is cancel:
                 del self._cancels[session]
         for line in result.failures:
             gr.Warning(line)
         return result
+
+
+def user_error(message: str, title: str) -> gr.Error:
+    """The error a user sees for what they asked (a message, no traceback); the server log gets
+    one line, not Gradio's traceback of an ordinary refusal."""
+    print(f"dynface ui: {title.lower()}: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return gr.Error(message.replace("\n", "<br>"), title=title, print_exception=False)
 
 
 def _status(result: JobResult) -> str:
