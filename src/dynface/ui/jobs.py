@@ -232,24 +232,33 @@ class JobRunner:
         report: Callable[[JobProgress, str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> JobResult:
-        """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`."""
+        """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`.
+
+        A job that ends in an error or a cancel leaves no folder behind (no partial outputs,
+        records, locks or a clip's work folder): nobody could download from it."""
         paths, clips = check_request([Path(path) for path in paths], self.limits)
         check_settings(settings, self.config)
         check_photos(settings.references, self.limits)
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         tracker = _Tracker(report or (lambda progress, text: None), cancel or threading.Event())
-        with self._lock:
-            tracker.say("loading the networks")
-            restorer = self._restorer(settings)
-            workdir = self._new_workdir()
-            results = self._restore_photos(paths, restorer, workdir, settings, seed, tracker)
-            clip_outputs = [
-                self._restore_clip(path, restorer, workdir, settings, seed, tracker)
-                for path in clips
-            ]
-        tracker.say("preparing the results")
-        job = self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
-        return _with_clips(job, clip_outputs)
+        workdir: Path | None = None
+        try:
+            with self._lock:
+                tracker.say("loading the networks")
+                restorer = self._restorer(settings)
+                workdir = self._new_workdir()
+                results = self._restore_photos(paths, restorer, workdir, settings, seed, tracker)
+                clip_outputs = [
+                    self._restore_clip(path, restorer, workdir, settings, seed, tracker)
+                    for path in clips
+                ]
+            tracker.say("preparing the results")
+            job = self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
+            return _with_clips(job, clip_outputs)
+        except BaseException:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
 
     def _restore_photos(
         self,
