@@ -380,6 +380,39 @@ def test_no_server_path_is_readable(server: Server) -> None:
     assert stream.startswith("event: error") and "not uploaded by a user" in stream
 
 
+def _upload(url: str, name: str, size: int) -> int:
+    """POST one file of `size` bytes to Gradio's upload route, as the page does; the status."""
+    boundary = "dynface-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + b"x" * size + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{url}gradio_api/upload",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_uploads_with_no_job_stop_at_the_folder_limit(tmp_path: Path) -> None:
+    """A client that only uploads fills at most --max-uploads-mb, then gets one-line refusals."""
+    server = Server(tmp_path, "--max-uploads-mb", "2", "--max-file-mb", "1")
+    try:
+        statuses = [_upload(server.url, f"p{k}.png", 700_000) for k in range(4)]
+        uploads = server.temporary_folder() / "uploads"
+        held = sum(path.stat().st_size for path in uploads.rglob("*") if path.is_file())
+    finally:
+        server.stop()
+    assert statuses == [200, 200, 507, 507] and held <= 2_000_000
+    log = server.output()
+    assert log.count("dynface ui: upload refused:") == 2 and "Traceback" not in log
+
+
 def test_binds_localhost_only_by_default(server: Server) -> None:
     assert listening_addresses(server.port) == {"127.0.0.1"}
     assert "warning" not in server.output()

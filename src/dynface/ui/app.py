@@ -31,6 +31,7 @@ from dynface.ui.jobs import (
     MethodChoices,
 )
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
+from dynface.ui.uploads import MAX_UPLOAD_AGE
 from dynface.units import DEFAULT_FIDELITY, UPSCALE_MAX, UPSCALE_MIN
 from dynface.video.io import VIDEO_SUFFIXES, is_video
 
@@ -488,7 +489,7 @@ def _trace_table(result: JobResult) -> list[list[str]]:
 def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
     """The whole page and its events; one job at a time, others wait in the queue."""
     handlers = Handlers(runner)
-    with gr.Blocks(title="dynface", delete_cache=(1800, 3600)) as app:
+    with gr.Blocks(title="dynface", delete_cache=(300, MAX_UPLOAD_AGE)) as app:
         gr.Markdown(INTRO)
         if options.random_weights:
             gr.Markdown(RANDOM_WEIGHTS_NOTE.format(config=options.config))
