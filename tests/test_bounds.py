@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,65 @@ def test_the_cli_refuses_a_seed_out_of_range(tmp_path: Path) -> None:
         assert done.returncode == 2 and "Traceback" not in done.stdout, done.stdout
         assert "Invalid value for --seed: seed must be a whole number" in done.stdout
         assert not (tmp_path / "o").exists()
+
+
+def _flat_clip(path: Path, width: int, height: int, frames: int = 2) -> Path:
+    """A clip of flat gray frames (MJPEG: quick to write even at 8K and beyond)."""
+    av = pytest.importorskip("av")
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mjpeg", rate=10)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+    frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 90, np.uint8), format="rgb24")
+    for index in range(frames):
+        frame.pts = index
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def test_a_clip_larger_than_8k_is_refused_before_any_work(tmp_path: Path) -> None:
+    from dynface.ui.clips import ClipLimits, check_clips
+
+    big = _flat_clip(tmp_path / "big.mkv", 7696, 4320)
+    done = dynface("restore", str(big), "-o", str(tmp_path / "o"), "--config", "tiny-random")
+    assert done.returncode == 2 and "Traceback" not in done.stdout, done.stdout
+    assert done.stdout == (
+        "error: big.mkv: 7696x4320 frames are larger than clips are restored at (at most "
+        "7680x4320, 8K, 33 MP); downscale it first"
+    )
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(UsageError, match="7696x4320 frames are larger"):  # the web UI alike
+        check_clips([big], ClipLimits())
+
+
+def test_a_clip_longer_than_the_frame_cap_is_refused() -> None:
+    from fractions import Fraction
+
+    from dynface.video.io import MAX_CLIP_FRAMES, VideoInfo, check_clip_size
+
+    info = VideoInfo(Path("long.mp4"), 64, 64, Fraction(30), Fraction(1, 30), 10, 1 / 3, "h264", 0)
+    check_clip_size(info)
+    with pytest.raises(UsageError, match="long.mp4: 1000001 frames are more than the 1,000,000"):
+        check_clip_size(replace(info, frames=MAX_CLIP_FRAMES + 1))
+
+
+def test_large_frames_get_fewer_frames_in_flight_in_the_codecs(tmp_path: Path, monkeypatch) -> None:
+    """Encoder lookahead and codec threads hold whole frames: at 4K and 8K they hold fewer, so
+    memory does not grow with the clip's first 40 frames (clips up to 1080p are unchanged)."""
+    from fractions import Fraction
+
+    from dynface.video import io
+
+    assert io.frames_in_flight(1920, 1080) is None and io.frames_in_flight(1280, 720) is None
+    assert io.frames_in_flight(3840, 2160) == 10 and io.frames_in_flight(7680, 4320) == 4
+    monkeypatch.setattr(io, "FRAMES_IN_FLIGHT_PIXELS", 5 * 96 * 64)  # 96x64 counts as large
+    out = tmp_path / "small.mp4"
+    info = io.VideoInfo(out, 96, 64, Fraction(10), Fraction(1, 10), 12, 1.2, "h264", 0)
+    with io.VideoWriter(out, info) as writer:
+        for index in range(12):
+            writer.write(np.full((64, 96, 3), 20 * index, np.uint8), index, 1)
+    assert b"rc_lookahead=5 " in out.read_bytes()  # x264 records its settings in the stream
+    assert len(list(io.read_frames(out))) == 12

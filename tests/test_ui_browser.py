@@ -384,9 +384,13 @@ def _upload(url: str, name: str, size: int) -> int:
     """POST one file of `size` bytes to Gradio's upload route, as the page does; the status."""
     boundary = "dynface-test-boundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + b"x" * size + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"x" * size
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     request = urllib.request.Request(
         f"{url}gradio_api/upload",
         data=body,

@@ -369,9 +369,9 @@ def run_restore(
 
     console = Console()
     clips, photos = video.split_videos(inputs)
+    clips, failed = video.probe_videos(clips, console)  # a clip too large: exit 2, no folder
     paths = check_request(photos, output, model, options)
     clip_options = video.options(clips, options, video_quality)
-    clips, failed = video.probe_videos(clips, console)
     if not paths and not clips:
         return True
     procs, restorer = _launch(console, model)
