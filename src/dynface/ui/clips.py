@@ -74,7 +74,7 @@ def check_clips(clips: Sequence[Path], limits: ClipLimits) -> None:
             info = probe(path)
         except DynfaceError as exc:
             raise ResourceError(upload_message(str(exc), path)) from None
-        check_clip_size(info, limits.max_frames)
+        check_clip_size(info)
         if info.duration_s > limits.max_seconds or info.frames > limits.max_frames:
             raise UsageError(
                 f"{path.name}: {info.duration_s:.1f} s ({info.frames} frames) is more than this "
