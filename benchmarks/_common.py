@@ -43,16 +43,29 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: 
 def environment(device: torch.device) -> dict:
     """What the figures were measured on."""
     info = {
+        "cpu_model": cpu_model(),
         "torch": torch.__version__,
         "device": str(device),
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews timings
+        "load_avg_1m": load_average(),  # other work on the machine skews timings
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name (and a digest of its feature flags), as `--backend auto` keys it."""
+    from dynface.backends.autotune import cpu_model as model
+
+    return model()
+
+
+def load_average() -> float:
+    """The 1-minute load average: above ~0.5 on a 2-core machine the timings are not figures."""
+    return round(os.getloadavg()[0], 2)
 
 
 def write_result(name: str, payload: dict, out: Path | None) -> Path:

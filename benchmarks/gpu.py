@@ -4,8 +4,9 @@ Official network sizes with random weights (no downloads), the published setting
 `ddim250` respacing, DSST start steps), for each precision (fp16, bf16; fp32 for reference) and
 batch size, on the eager `torch` backend and on `torch-compile`. CUDA graphs are not used: the
 batch under way changes from step to step (faces start at their own steps), and each new size
-would be recorded again. Also times one UNet forward per precision and batch. Writes
-benchmarks/results/gpu-<device>.json.
+would be recorded again. Also times one UNet forward per precision and batch. Each setting of
+`--steps` is timed: the published `ddim250` and `fast` (dynface.diffusion.FAST: DPM-Solver++(2M)
+on 18 log-SNR steps, at most 16 evaluations a face). Writes benchmarks/results/gpu-<device>.json.
 
     python benchmarks/gpu.py                       # a GPU: all settings (~15-30 min)
     python benchmarks/gpu.py --device cpu --quick  # smoke test of this script on tiny nets
@@ -24,6 +25,7 @@ from PIL import Image
 from _common import environment, timed, write_result
 from dynface.api import Restorer
 from dynface.devices import pick_device
+from dynface.diffusion import SOLVERS
 from dynface.io import to_tensor
 
 FACES = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -39,8 +41,8 @@ def faces(count: int, size: int) -> torch.Tensor:
     return torch.cat([crops[k % 2] for k in range(count)])
 
 
-def restorer(args, precision: str, backend: str) -> Restorer:
-    overrides = {**RANDOM, "respacing": args.steps, "solver": args.solver}
+def restorer(args, precision: str, backend: str, steps: str) -> Restorer:
+    overrides = {**RANDOM, "respacing": steps, "solver": args.solver}
     config = "tiny-random" if args.quick else "default"
     return Restorer.from_config(
         config, args.device, precision, overrides=overrides, backend=backend
@@ -77,6 +79,23 @@ def time_unet(model: Restorer, batch: int, repeats: int) -> dict:
     return {**timing, "per_face_s": timing["median_s"] / batch}
 
 
+def time_setting(args, precision: str, backend: str, steps: str, batches: list[int]) -> list:
+    """The rows of one precision, backend and steps setting: one per batch size."""
+    started = time.perf_counter()
+    model = restorer(args, precision, backend, steps)
+    build_s = round(time.perf_counter() - started, 2)
+    images = faces(args.faces, model.settings.image_size)
+    rows = []
+    for batch in batches:
+        row = {"precision": precision, "backend": backend, "batch": batch, **model.sampling}
+        row["steps"], row["build_s"] = steps, build_s
+        row["unet_forward"] = time_unet(model, batch, repeats=3 if args.quick else 10)
+        row["whole_face"] = time_faces(model, images, batch)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -85,13 +104,15 @@ def main() -> None:
     parser.add_argument("--batches", default="1,4,8,16")
     parser.add_argument("--precisions", default=None, help="default: fp16,bf16,fp32 on a GPU")
     parser.add_argument("--backends", default="torch,torch-compile")
-    parser.add_argument("--steps", default="ddim250", help="respacing (published: ddim250)")
-    parser.add_argument("--solver", default="ddim", choices=("ddim", "dpm2m"))
+    parser.add_argument(
+        "--steps", default="ddim250,fast", help="respacings, comma-separated (published: ddim250)"
+    )
+    parser.add_argument("--solver", default=None, choices=SOLVERS, help="default: each steps'")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     device = pick_device(args.device)
     if args.quick:
-        args.faces, args.batches, args.steps = 2, "1,2", "ddim5"
+        args.faces, args.batches, args.steps = 2, "1,2", "ddim5,fast"
         args.backends = "torch"
     on_gpu = device.type == "cuda"
     precisions = (args.precisions or ("fp16,bf16,fp32" if on_gpu else "fp32")).split(",")
@@ -99,25 +120,14 @@ def main() -> None:
     rows = []
     for precision in precisions:
         for backend in args.backends.split(","):
-            started = time.perf_counter()
-            model = restorer(args, precision, backend)
-            build_s = round(time.perf_counter() - started, 2)
-            images = faces(args.faces, model.settings.image_size)
-            for batch in batches:
-                row = {"precision": precision, "backend": backend, "batch": batch}
-                row["build_s"] = build_s
-                row["unet_forward"] = time_unet(model, batch, repeats=3 if args.quick else 10)
-                row["whole_face"] = time_faces(model, images, batch)
-                rows.append(row)
-                print(row, flush=True)
-            del model
-            if on_gpu:
-                torch.cuda.empty_cache()
+            for steps in args.steps.split(","):
+                rows += time_setting(args, precision, backend, steps, batches)
+                if on_gpu:
+                    torch.cuda.empty_cache()
     payload = {
         "benchmark": "gpu",
         "config": "tiny-random" if args.quick else "default (official sizes), random weights",
-        "steps": args.steps,
-        "solver": args.solver,
+        "steps": args.steps.split(","),
         "environment": environment(device),
         "results": rows,
     }

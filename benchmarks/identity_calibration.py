@@ -1,16 +1,17 @@
 """Calibrate `dynface.identity`: same-person vs other-person distances over degradation levels.
 
 CelebRef-HQ (../shared/data/dmdnet_celebref/refs_hq: 9 people, 7-19 aligned 512 photos each).
-For each degradation level, photo i of person A is degraded (the input) and compared with every
-other clean photo: photo j != i of A (same person) and every photo of another person (the
-restored face gone wrong). The input's face box is found on its clean photo, as the guard finds
-it on the restored face of a pixel-aligned pair. Two ways are measured: "plain" (degraded input
-vs clean photo) and "s*-matched" (what the guard does: the clean photo blurred by a Gaussian of
-the input's blur level s*, estimated by the shipped estimator and rounded to 1 px here so that
-blurred embeddings can be shared).
-Writes benchmarks/results/identity_calibration.json and prints the table of docs/identity.md.
+For each degradation level, the first `--per-person` photos of each person are degraded (the
+inputs) and compared with every other clean photo: the same person's other photos, and every
+photo of the other people (a restored face gone wrong). Each face goes the way
+`dynface.identity.distance` takes it: found by RetinaFace on the (degraded) image, aligned to
+512, its blur level s* estimated; the sharper face of a pair is blurred by
+gain * sqrt(s_hi^2 - s_lo^2) before dlib's embedding. "plain" is gain 0 (no matching). To share
+embeddings between pairs, the matching blur is rounded to 0.25 px here.
+Writes benchmarks/results/identity_calibration.json (after every level) and prints the table of
+docs/identity.md with --table.
 
-    python benchmarks/identity_calibration.py [--per-person 4]
+    python benchmarks/identity_calibration.py [--per-person 4] [--gains 0 1 1.5]
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ from PIL import Image
 
 from dynface.data.degrade import Degradation, degrade, sample_protocol
 from dynface.identity import SAME_PERSON
-from dynface.identity.guard import blur_to
-from dynface.identity.measure import embedding, face_box
-from dynface.method.learned_se import learned_blur_level
+from dynface.identity.measure import Face, aligned_crop, embedding, face
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dmdnet_celebref" / "refs_hq"
 OUT = Path(__file__).resolve().parent / "results" / "identity_calibration.json"
@@ -71,66 +70,42 @@ def degraded(image: np.ndarray, params: Degradation) -> np.ndarray:
     return np.ascontiguousarray((y.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
-def embed_all(
-    people, boxes, params: Degradation | None, first: int | None = None
-) -> dict[tuple[str, int], np.ndarray]:
-    """Embeddings of each person's photos (the `first` ones; degraded by `params` when given)
-    in the clean photo's box."""
+class Embeddings:
+    """Embeddings of measured faces at a matching blur rounded to 0.25 px, computed once each."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, float], np.ndarray] = {}
+
+    def __call__(self, key: str, measured: Face, sigma: float) -> np.ndarray:
+        sigma = round(sigma * 4) / 4
+        if (key, sigma) not in self.cache:
+            self.cache[key, sigma] = embedding(measured.crop, sigma)
+        return self.cache[key, sigma]
+
+
+def measured_faces(people, params: Degradation | None, first: int | None) -> dict:
+    """Each person's first photos (degraded by `params` when given) as `Face`s (None: no face)."""
     out = {}
     for name, photos in people.items():
         for k, photo in enumerate(photos[:first]):
-            if boxes[name, k] is not None:
-                image = photo if params is None else degraded(photo, params)
-                out[name, k] = embedding(image, boxes[name, k])
+            crop = aligned_crop(photo if params is None else degraded(photo, params))
+            out[name, k] = None if crop is None else face(crop)
     return out
 
 
-class BlurredEmbeddings:
-    """Embeddings of clean photos blurred to a whole-px blur level, computed once each."""
-
-    def __init__(self, people, boxes) -> None:
-        self.people, self.boxes, self.cache = people, boxes, {}
-
-    def __call__(self, name: str, k: int, level: int) -> np.ndarray:
-        if (name, k, level) not in self.cache:
-            image = blur_to(self.people[name][k], float(level))
-            self.cache[name, k, level] = embedding(image, self.boxes[name, k])
-        return self.cache[name, k, level]
-
-
-def blur_levels(people, params: Degradation, per_person: int) -> dict[tuple[str, int], float]:
-    """The shipped estimator's s* of each degraded input (px at 512)."""
-    levels = {}
-    for name, photos in people.items():
-        for k, photo in enumerate(photos[:per_person]):
-            x = torch.from_numpy(degraded(photo, params).copy()).permute(2, 0, 1)[None] / 255
-            levels[name, k] = float(learned_blur_level(x.float())[0])
-    return levels
-
-
-def s_matched_distances(inputs, clean, levels, blurred) -> tuple[list[float], list[float]]:
-    """Same- and other-person distances with each clean photo blurred to the input's s*."""
+def distances(inputs, clean, embed: Embeddings, gain: float, tag: str) -> tuple[list, list]:
+    """Same- and other-person distances of every input against every other clean photo."""
     same, other = [], []
-    for (name, k), level in levels.items():
-        if (name, k) not in inputs:
-            continue
-        for name_j, j in clean:
-            if (name_j, j) != (name, k):
-                d = float(np.linalg.norm(inputs[name, k] - blurred(name_j, j, round(level))))
-                (same if name_j == name else other).append(d)
-    return same, other
-
-
-def pair_distances(inputs, others, per_person: int) -> tuple[list[float], list[float]]:
-    """Same-person and other-person distances from the first `per_person` inputs of each person."""
-    same, other = [], []
-    for (name, k), e in inputs.items():
-        if k >= per_person:
-            continue
-        for (name_j, j), f in others.items():
-            if (name_j, j) == (name, k):
+    for (name, k), a in inputs.items():
+        for (name_j, j), b in clean.items():
+            if a is None or b is None or (name_j, j) == (name, k):
                 continue
-            (same if name_j == name else other).append(float(np.linalg.norm(e - f)))
+            sharp, soft = ((f"{tag}{name}/{k}", a), (f"{name_j}/{j}", b))
+            if a.s_star > b.s_star:
+                sharp, soft = soft, sharp
+            sigma = gain * np.sqrt(max(soft[1].s_star ** 2 - sharp[1].s_star ** 2, 0.0))
+            d = np.linalg.norm(embed(*sharp, sigma) - embed(*soft, 0.0))
+            (same if name_j == name else other).append(float(d))
     return same, other
 
 
@@ -139,7 +114,6 @@ def summary(same: list[float], other: list[float], threshold: float) -> dict:
     s, o = np.array(same), np.array(other)
     grid = np.linspace(0.2, 1.2, 201)
     balanced = [((s <= t).mean() + (o > t).mean()) / 2 for t in grid]
-    auc = float((s[:, None] < o[None, :]).mean())
     return {
         "same_mean": round(float(s.mean()), 3),
         "same_std": round(float(s.std()), 3),
@@ -152,7 +126,7 @@ def summary(same: list[float], other: list[float], threshold: float) -> dict:
         ),
         "best_threshold": round(float(grid[int(np.argmax(balanced))]), 3),
         "best_balanced_accuracy": round(float(max(balanced)), 3),
-        "auc": round(auc, 4),
+        "auc": round(float((s[:, None] < o[None, :]).mean()), 4),
         "pairs": [len(s), len(o)],
         "distances": {"same": [round(v, 3) for v in same], "other": [round(v, 3) for v in other]},
     }
@@ -161,14 +135,20 @@ def summary(same: list[float], other: list[float], threshold: float) -> dict:
 def protocol_levels(count: int) -> dict[str, Degradation]:
     """`count` random draws of the CelebA-Test grid (sigma 4-16, x4-x40, noise, JPEG)."""
     draws = sample_protocol(count, "difface-celeba-test", torch.Generator().manual_seed(0))
-    return {f"celeba-test draw {i}": d for i, d in enumerate(draws)}
+    return {
+        f"CelebA-Test draw {i} (blur {d.sigma_x:g}/{d.sigma_y:g}, x{d.scale:g}, "
+        f"noise {d.noise:g}, jpeg {d.jpeg})": d
+        for i, d in enumerate(draws)
+    }
 
 
 def main() -> None:
-    """Measure every level, print the table, write the JSON."""
+    """Measure every level, write the JSON after each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-person", type=int, default=4, help="inputs per person and level")
     parser.add_argument("--protocol-draws", type=int, default=4)
+    parser.add_argument("--gains", type=float, nargs="+", default=[0.0, 1.0])
+    parser.add_argument("--only", nargs="*", help="only these levels (names as in the table)")
     parser.add_argument("--table", action="store_true", help="print the table of the last run")
     args = parser.parse_args()
     if args.table:
@@ -176,52 +156,40 @@ def main() -> None:
         return
     start = time.perf_counter()
     people = load_people()
-    boxes = {(n, k): face_box(p) for n, ps in people.items() for k, p in enumerate(ps)}
-    clean = embed_all(people, boxes, None)
-    blurred = BlurredEmbeddings(people, boxes)
-    payload = {
-        "threshold": SAME_PERSON,
-        "faces": sum(b is not None for b in boxes.values()),
-        "per_person": args.per_person,
-        "levels": {},
-    }
+    clean, embed = measured_faces(people, None, None), Embeddings()
+    payload: dict = {"threshold": SAME_PERSON, "per_person": args.per_person, "levels": {}}
+    payload["faces"] = sum(f is not None for f in clean.values())
     for name, params in {**LEVELS, **protocol_levels(args.protocol_draws)}.items():
-        inputs = embed_all(people, boxes, params, args.per_person)
-        plain = summary(*pair_distances(inputs, clean, args.per_person), SAME_PERSON)
-        levels = blur_levels(people, params, args.per_person)
-        guard = summary(*s_matched_distances(inputs, clean, levels, blurred), SAME_PERSON)
-        guard["s_star_mean"] = round(float(np.mean(list(levels.values()))), 2)
-        payload["levels"][name] = {
+        if args.only and name not in args.only:
+            continue
+        inputs = measured_faces(people, params, args.per_person)
+        entry: dict = {
             "params": params.as_row(),
-            "plain": plain,
-            "s_star_matched": guard,
+            "unmeasured": sum(f is None for f in inputs.values()),
         }
+        entry["s_star"] = round(float(np.mean([f.s_star for f in inputs.values() if f])), 2)
+        for gain in args.gains:
+            entry[f"gain {gain:g}"] = summary(
+                *distances(inputs, clean, embed, gain, name), SAME_PERSON
+            )
+            print(f"{name} s* {entry['s_star']} gain {gain:g}: {_row(entry[f'gain {gain:g}'])}")
+        payload["levels"][name] = entry
         payload["seconds"] = round(time.perf_counter() - start, 1)
-        OUT.write_text(json.dumps(payload, indent=1) + "\n")  # after every level
-        print(f"{name}: s* {guard['s_star_mean']}", flush=True)
-        for way, row in (("plain", plain), ("s*-matched", guard)):
-            print(f"  {way:10s} {_row(row)}", flush=True)
+        OUT.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {OUT}")
 
 
-def pooled(payload: dict, way: str, levels: list[str]) -> dict:
-    """Balanced accuracy over several levels' pairs pooled (each level weighted by its pairs)."""
-    same = [d for name in levels for d in payload["levels"][name][way]["distances"]["same"]]
-    other = [d for name in levels for d in payload["levels"][name][way]["distances"]["other"]]
-    return summary(same, other, payload["threshold"])
-
-
-def table(payload: dict) -> str:
-    """The markdown table of docs/identity.md: per level, plain vs s*-matched, at the threshold."""
+def table(payload: dict, gains: tuple[str, str] = ("gain 0", "gain 1")) -> str:
+    """The markdown table of docs/identity.md: per level, plain vs matched, at the threshold."""
     rows = [
-        "| degradation | s* | same person | other people | balanced accuracy at "
+        "| degradation | s* | no face | same person | other people | balanced accuracy at "
         f"{payload['threshold']} | best threshold | AUC |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, level in payload["levels"].items():
-        plain, guard = level["plain"], level["s_star_matched"]
+        plain, guard = level[gains[0]], level[gains[1]]
         rows.append(
-            f"| {name} | {guard['s_star_mean']:.1f} "
+            f"| {name} | {level['s_star']:.1f} | {level['unmeasured']} "
             f"| {plain['same_mean']:.2f} / {guard['same_mean']:.2f} "
             f"| {plain['other_mean']:.2f} / {guard['other_mean']:.2f} "
             f"| {plain['balanced_accuracy']:.3f} / **{guard['balanced_accuracy']:.3f}** "

@@ -125,3 +125,41 @@ def test_presets_name_the_official_files_and_tiny_random_nets():
     assert load_config("default")["background"]["x4"]["weights"] == "RealESRGAN_x4plus"
     tiny = load_config("tiny-random")["background"]
     assert tiny["x2"]["weights"] == tiny["x4"]["weights"] == "random"
+
+
+def _tiled(backend: str, tile: int = 32) -> RealESRGANUpsampler:
+    section = {**RANDOM_SECTION, "tile": tile, "overlap": 8}
+    upsampler = make_background_upsampler("realesrgan", section, "cpu", scale=4, backend=backend)
+    assert isinstance(upsampler, RealESRGANUpsampler)
+    return upsampler
+
+
+def test_real_esrgan_runs_on_the_cpu_runtime_with_one_graph_for_every_tile(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from dynface.backends import onnx_export
+
+    exported = []
+    real = onnx_export.export_onnx
+
+    def spy(net, inputs, path):
+        exported.append(tuple(inputs[0].shape))
+        real(net, inputs, path)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", spy)
+    image = photo(37, 50)  # tiles of 32 with an overlap of 8: six tiles, all full size
+    on_torch, torch_report = _tiled("torch").upscale(image, 4)
+    upsampler = _tiled("onnxruntime")
+    on_runtime, report = upsampler.upscale(image, 4)
+    assert torch_report.backend == "torch"
+    assert report.backend.startswith("onnxruntime") and report.precision == "fp32"
+    assert np.abs(on_runtime.astype(int) - on_torch.astype(int)).max() <= 1
+    small = photo(20, 24)  # smaller than a tile: edge-padded to 32x32, the output cropped
+    out, _ = upsampler.upscale(small, 4)
+    assert exported == [(1, 3, 32, 32)]  # one graph served both photos
+    net = upsampler.network(4).net.net  # FixedTiles -> CompiledNet -> RRDBNet
+    padded = np.pad(small, ((0, 12), (0, 8), (0, 0)), mode="edge")
+    with torch.no_grad():
+        direct = net(torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255)
+    expected = (direct[0].permute(1, 2, 0).numpy()[:80, :96] * 255 + 0.5).clip(0, 255)
+    assert out.shape == (80, 96, 3)
+    assert np.abs(out.astype(int) - expected.astype(np.uint8).astype(int)).max() <= 1

@@ -45,7 +45,7 @@ def restore(tmp_path: Path, *args: str):
         (["--config", "missing.yaml"], "--config", "pass a preset name or the path"),
         (["--steps", "ddim7000"], "--steps", "does not fit the 1000-step diffusion"),
         (["--steps", "abc"], "--steps", "'abc' is not a step count"),
-        (["--steps", "ddimx"], "--steps", "use e.g. --steps ddim50"),
+        (["--steps", "ddimx"], "--steps", "use e.g. --steps fast"),
         (["--steps", "0"], "--steps", "cannot take 0 steps"),
     ],
 )

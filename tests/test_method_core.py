@@ -11,7 +11,7 @@ import torch
 from dynface import Restorer
 from dynface.diffusion import Diffusion
 from dynface.diffusion.ddim import StepInfo, per_sample, steps_under_way
-from dynface.diffusion.dpm_solver import sample_dpm_2m
+from dynface.diffusion.dpm_solver import sample_dpmpp_2m
 from dynface.method.trace import FaceTrace
 
 
@@ -70,7 +70,7 @@ def test_both_samplers_share_the_start_bookkeeping():
         with pytest.raises(ValueError, match=r"start index must lie in \[0, 9\]"):
             diffusion.sample(_Net(), x, bad)
         with pytest.raises(ValueError, match=r"start index must lie in \[0, 9\]"):
-            sample_dpm_2m(diffusion, _Net(), x, bad)
+            sample_dpmpp_2m(diffusion, _Net(), x, bad)
 
 
 @pytest.fixture(scope="module")

@@ -395,7 +395,7 @@ def test_transparent_photo_keeps_its_alpha(tmp_path):
 
 
 def test_demo_on_a_cpu_takes_fewer_steps_unless_steps_are_given(tmp_path):
-    """README's first command must finish in minutes on a laptop CPU: ddim50, said on stderr."""
+    """README's first command must finish in minutes on a laptop CPU: fast, said on stderr."""
     config = tmp_path / "tiny250.yaml"
     preset = (REPO / "src" / "dynface" / "configs" / "tiny-random.yaml").read_text()
     config.write_text(preset.replace("respacing: ddim25", "respacing: ddim250"))
@@ -411,29 +411,41 @@ def test_demo_on_a_cpu_takes_fewer_steps_unless_steps_are_given(tmp_path):
         return [face["method"]["nfe"] for trace in traces for face in trace["faces"]], done.stderr
 
     fast, said = evaluations(tmp_path / "fast")
-    assert len(fast) == 2 and all(nfe <= 50 for nfe in fast)
-    assert "--steps ddim50" in said and "--steps ddim250" in said
+    assert len(fast) == 2 and all(nfe <= 16 for nfe in fast)
+    assert "--steps fast" in said and "--steps ddim250" in said
     full, said = evaluations(tmp_path / "full", "--steps", "ddim250")
     assert all(slow > 4 * quick for slow, quick in zip(full, fast, strict=True))
-    assert "--steps ddim50" not in said
+    assert "--steps fast" not in said
 
 
-def test_restore_on_a_cpu_suggests_fewer_steps_when_none_are_given(tmp_path):
+def test_restore_on_a_cpu_takes_fast_steps_and_says_what_ran(tmp_path):
+    """No --steps and no --solver on a CPU: FAST, said on stderr; the first line, the photo
+    record, the manifest and the trace name the solver and respacing. --solver alone keeps the
+    config's steps, with a tip."""
     config = tmp_path / "tiny250.yaml"
     preset = (REPO / "src" / "dynface" / "configs" / "tiny-random.yaml").read_text()
     config.write_text(preset.replace("respacing: ddim25", "respacing: ddim250"))
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", COLUMNS="200")
     face = str(TEST_DATA / "astronaut_face.png")
     restore = [sys.executable, "-m", "dynface", "restore", face, "--aligned", "--device", "cpu"]
-    tip = "tip: on a CPU, --steps ddim50 takes 5x fewer steps than the config's ddim250"
-    for steps, expected in (([], True), (["--steps", "ddim10"], False)):
-        out = tmp_path / f"out{len(steps)}"
+    said = "On a CPU restore runs --steps fast: 14x fewer steps than the config's ddim250"
+    tip = "tip: on a CPU, --steps fast takes 14x fewer steps than the config's ddim250"
+    cases = [([], "dpmpp2m", "logsnr18"), (["--steps", "ddim10"], "ddim", "ddim10"),
+             (["--solver", "ddim"], "ddim", "ddim250")]  # fmt: skip
+    for k, (args, solver, respacing) in enumerate(cases):
+        out = tmp_path / f"out{k}"
         done = subprocess.run(
-            [*restore, "--config", str(config), "-o", str(out), *steps],
-            capture_output=True, text=True, env=env, timeout=300,
+            [*restore, "--config", str(config), "-o", str(out), "--save-trace", *args],
+            capture_output=True, text=True, env=env, timeout=600,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert (tip in done.stdout) is expected, done.stdout
+        assert (said in done.stderr) is (k == 0) and (tip in done.stdout) is (k == 2), done
+        assert f"solver {solver}, steps {respacing}" in done.stdout.splitlines()[0], done.stdout
+        record = json.loads(next(out.glob("records/*.json")).read_text())
+        manifest = json.loads((out / "manifest.jsonl").read_text().splitlines()[-1])
+        trace = json.loads(next(out.glob("traces/*.json")).read_text())["faces"][0]["method"]
+        for entry in (record, manifest, trace):
+            assert (entry["solver"], entry["respacing"]) == (solver, respacing), entry
 
 
 def test_restore_on_a_cpu_without_a_cpu_runtime_suggests_the_cpu_extra(

@@ -130,7 +130,7 @@ def test_limits_refuse_too_many_photos_too_many_pixels_and_bad_steps(
     with pytest.raises(UsageError, match=r"big.png: 1.1 MP is more than this server's limit"):
         runner.run([big], FAST)
     with pytest.raises(UsageError, match="not a step count"):
-        runner.run([HOPPER], JobSettings(steps="fast"))
+        runner.run([HOPPER], JobSettings(steps="quick"))
     with pytest.raises(UsageError, match="does not fit the 1000-step diffusion"):
         runner.run([HOPPER], JobSettings(steps="ddim999"))
 

@@ -5,6 +5,10 @@ the faces are pasted onto it. `--bg-upsampler realesrgan` runs Real-ESRGAN's x2 
 upscale factors up to 2 and its x4 network above, then resizes to the exact factor (as GFPGAN and
 CodeFormer do); `none` is the bicubic resize; `auto` (the default) picks Real-ESRGAN when its
 weights are on disk and a GPU is there, since on a CPU it takes minutes per megapixel.
+
+On a CPU with a backend other than torch, Real-ESRGAN runs where the prior does
+(`dynface.backends.compile_net`: measured for "auto"): one graph exported for one tile size,
+and tiles smaller than that (photos smaller than a tile) edge-padded to it and cropped after.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from dynface import weights
+from dynface.backends import compile_net
+from dynface.backends.runtime_torch import TorchNet
 from dynface.checkpoints import load_into
 from dynface.config import BackgroundConfig, NetworkConfig
 from dynface.devices import pick_device
@@ -43,6 +51,7 @@ class BackgroundReport:
     network: str | None = None
     device: str | None = None
     precision: str | None = None
+    backend: str | None = None
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +87,7 @@ class RealESRGANUpsampler:
         tiles: TileSpec,
         weights_dir: str | Path | None = None,
         seed: int = 0,
+        backend: str = "torch",
     ) -> None:
         self.sections = dict(sections)
         self.device = device
@@ -85,7 +95,8 @@ class RealESRGANUpsampler:
         self.tiles = tiles
         self.weights_dir = weights_dir
         self.seed = seed
-        self._nets: dict[int, RRDBNet] = {}
+        self.backend = backend
+        self._nets: dict[int, RRDBNet | FixedTiles] = {}
 
     def network_scale(self, scale: float) -> int:
         """The net for `scale`: x2 up to 2, x4 above (or whichever of the two is configured)."""
@@ -102,8 +113,10 @@ class RealESRGANUpsampler:
         net_scale = self.network_scale(scale)
         net = self.network(net_scale)
         pixels = image if image.dtype == np.uint8 else np.clip(image, 0, 1).astype(np.float32)
+        compiled = isinstance(net, FixedTiles)
+        dtype = torch.float32 if compiled else self.dtype  # a runtime applies its own precision
         result = tiled_upscale(
-            net, pixels, net_scale, self.tiles, self.device, self.dtype, align=net.unshuffle
+            net, pixels, net_scale, self.tiles, self.device, dtype, align=net.unshuffle
         )
         height, width = image.shape[:2]
         size = output_size(width, height, scale)
@@ -119,13 +132,15 @@ class RealESRGANUpsampler:
             time.perf_counter() - started,
             network=Path(self.weight_name(net_scale)).stem,
             device=str(self.device),
-            precision=str(self.dtype).removeprefix("torch."),
+            precision=net.net.precision if compiled else str(self.dtype).removeprefix("torch."),
+            backend=net.describe() if compiled else "torch",
             note=resized if net_scale != scale else None,
         )
         return result, report
 
-    def network(self, net_scale: int) -> RRDBNet:
-        """The network of one scale, built and loaded (or seeded, for `weights: random`) once."""
+    def network(self, net_scale: int) -> RRDBNet | FixedTiles:
+        """The network of one scale, built and loaded (or seeded, for `weights: random`) once,
+        on the backend (a CPU runtime when not torch)."""
         if net_scale not in self._nets:
             section = self.sections[net_scale]
             params = {"scale": net_scale, **section.params}
@@ -136,8 +151,44 @@ class RealESRGANUpsampler:
             else:
                 path = weights.resolve(str(section.weights), weights_dir=self.weights_dir)
                 net = load_into(build_rrdbnet(params), path)
-            self._nets[net_scale] = net.to(self.device, self.dtype).eval()
+            self._nets[net_scale] = self._placed(net.eval())
         return self._nets[net_scale]
+
+    def _placed(self, net: RRDBNet) -> RRDBNet | FixedTiles:
+        """`net` on a CPU runtime for one tile size when the backend says so, else on torch at
+        the upsampler's dtype (GPUs, `--backend torch`, or "auto" measuring torch fastest)."""
+        if self.device.type == "cpu" and self.backend not in ("torch", "torch-compile"):
+            side = self.tiles.tile // net.unshuffle * net.unshuffle
+            example = torch.zeros(1, 3, side, side)
+            precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+            compiled = compile_net(net, self.backend, precision, example_inputs=(example,))
+            if not isinstance(compiled, TorchNet):
+                return FixedTiles(compiled, side, net.scale, net.unshuffle)
+        return net.to(self.device, self.dtype)
+
+
+class FixedTiles(nn.Module):
+    """A net compiled for (N, 3, side, side) tiles that takes any tile up to that side: smaller
+    ones are edge-padded to it and the output cropped, so one graph serves every tile."""
+
+    def __init__(self, net: nn.Module, side: int, scale: int, unshuffle: int) -> None:
+        super().__init__()
+        self.net = net
+        self.side = side
+        self.scale = scale
+        self.unshuffle = unshuffle
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        if height > self.side or width > self.side:
+            raise ValueError(f"tile {height}x{width} is larger than the graph's {self.side}")
+        padded = F.pad(x, (0, self.side - width, 0, self.side - height), mode="replicate")
+        return self.net(padded)[..., : height * self.scale, : width * self.scale]
+
+    def describe(self) -> str:
+        """E.g. "onnxruntime (measured fastest: ...)": the runtime and why, for the report."""
+        reason = getattr(self.net, "reason", "")
+        return str(self.net.backend) + (f" ({reason})" if reason else "")
 
 
 BackgroundUpsampler = BicubicUpsampler | RealESRGANUpsampler
@@ -156,13 +207,15 @@ def make_background_upsampler(
     weights_dir: str | Path | None = None,
     scale: float = 2.0,
     seed: int = 0,
+    backend: str = "torch",
 ) -> BackgroundUpsampler:
     """The background upsampler for `--bg-upsampler` (auto, realesrgan, none).
 
     `config` is a restore config's `background` section (`x2` / `x4` networks with `weights` and
     `params`, `weights: random` for tests; the official files when None). For `realesrgan`
     the weights of the network `scale` needs are checked (and downloaded) now, so a missing file
-    fails before any face is restored; `auto` only uses files already on disk.
+    fails before any face is restored; `auto` only uses files already on disk. `backend` is
+    the restorer's (`--backend`): on a CPU, anything but torch runs Real-ESRGAN's tiles there.
     """
     if choice not in CHOICES:
         raise UsageError(f"--bg-upsampler must be one of {', '.join(CHOICES)}, got {choice!r}")
@@ -180,6 +233,7 @@ def make_background_upsampler(
         TileSpec(tile=config.tile or tiles.tile, overlap=config.overlap),
         weights_dir,
         seed,
+        backend,
     )
     name = upsampler.weight_name(upsampler.network_scale(scale))
     if choice == "auto":

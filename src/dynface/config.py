@@ -50,8 +50,25 @@ METHOD_MODES = ("dynface", "difface")
 ESTIMATORS = ("learned", "zero-shot")
 DGSA_KINDS = ("heuristic", "learned", "none")
 SCHEDULES = ("linear", "cosine")
-#: Samplers (dynface.diffusion.SOLVERS): DDIM stays the default until real weights say otherwise.
-SOLVERS = ("ddim", "dpm2m")
+#: Samplers (dynface.diffusion.SOLVERS): DDIM stays the default until real weights say otherwise;
+#: dpmpp2m is DPM-Solver++(2M) on the guided x0, SDE form where eta > 0 (docs/method.md).
+SOLVERS = ("ddim", "dpmpp2m")
+#: Old solver names and what they run now: dpm2m (eps extrapolation, unstable at few steps and
+#: eta > 0) was retired; configs that name it get DPM-Solver++(2M).
+SOLVER_ALIASES = {"dpm2m": "dpmpp2m"}
+#: The recommended few-step setting (dynface.diffusion.FAST), `--steps fast`: (solver, respacing).
+#: 18 steps uniform in log-SNR: a face that starts at t <= 878 takes at most 16 evaluations.
+FAST = ("dpmpp2m", "logsnr18")
+FAST_NAME = "fast"
+#: What --steps accepts: "fast", "ddimN", "logsnrN", or step counts such as "250" or "10,20".
+STEPS_PATTERN = r"fast|(ddim|logsnr)?\d+(,\d+)*"
+
+
+def steps_respacing(steps: str) -> str:
+    """The respacing a --steps value runs on ("fast": FAST's)."""
+    return FAST[1] if steps.strip() == FAST_NAME else steps.strip()
+
+
 #: Bounds that keep a config from exhausting memory or time before it fails.
 MAX_IMAGE_SIZE = 4096
 MAX_TARGETS = 8
@@ -89,6 +106,15 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _fail(key, f"one of {', '.join(choices)}", value)
     return str(value)
+
+
+def solver_name(solver: str) -> str:
+    """The solver `solver` runs (an old name of SOLVER_ALIASES maps to its successor); a
+    ValueError naming the choices for anything else."""
+    name = SOLVER_ALIASES.get(solver, solver)
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; use {' or '.join(SOLVERS)}")
+    return name
 
 
 def check_optional_path(key: str, value: Any) -> str | None:
@@ -132,7 +158,8 @@ class DiffusionConfig:
     def __post_init__(self) -> None:
         check_int("diffusion.steps", self.steps, 2, MAX_DIFFUSION_STEPS)
         check_choice("diffusion.schedule", self.schedule, SCHEDULES)
-        check_choice("diffusion.solver", self.solver, SOLVERS)
+        check_choice("diffusion.solver", self.solver, SOLVERS + tuple(SOLVER_ALIASES))
+        object.__setattr__(self, "solver", solver_name(self.solver))
         if isinstance(self.respacing, bool) or not isinstance(self.respacing, str | int):
             raise _fail(
                 "diffusion.respacing", "'ddimN' or step counts such as '250'", self.respacing
@@ -141,7 +168,7 @@ class DiffusionConfig:
         from dynface.diffusion.schedule import respaced_timesteps
 
         try:
-            respaced_timesteps(self.steps, self.respacing)
+            respaced_timesteps(self.steps, self.respacing, self.schedule)
         except ValueError as exc:
             raise ConfigError(f"diffusion.respacing {self.respacing!r}: {exc}") from None
 
@@ -150,7 +177,7 @@ class DiffusionConfig:
         """The kept original timesteps, ascending."""
         from dynface.diffusion.schedule import respaced_timesteps
 
-        return respaced_timesteps(self.steps, self.respacing)
+        return respaced_timesteps(self.steps, self.respacing, self.schedule)
 
 
 @dataclass(frozen=True)
@@ -373,7 +400,20 @@ def load_restore_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, ALIASES.get(key, key), value)
+    _resolve_fast(data, overrides or {})
     return RestoreConfig.from_dict(data)
+
+
+def _resolve_fast(data: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Respacing "fast" names FAST: its respacing and its solver (a solver given as an override,
+    e.g. --solver, still wins)."""
+    section = data.get("diffusion")
+    if not isinstance(section, dict) or section.get("respacing") != FAST_NAME:
+        return
+    solver_given = any(overrides.get(key) is not None for key in ("solver", "diffusion.solver"))
+    section["respacing"] = FAST[1]
+    if not solver_given:
+        section["solver"] = FAST[0]
 
 
 def load_config(

@@ -200,7 +200,7 @@ def restore_photos(
     batcher = FaceBatcher(
         restorer, options.batch_size, options.seed, progress, options.fidelity, identity
     )
-    log = ResultLog(folder.root, folder.names(paths), share or Share())
+    log = ResultLog(folder.root, folder.names(paths), share or Share(), sampling_of(restorer))
     for index in split(paths, log.share):
         claim = claim_outputs(folder, paths[index], log.names[index], options)
         photo = prepare_photo(index, paths[index], claim, options, detector)
@@ -218,10 +218,13 @@ def restore_photos(
 class ResultLog:
     """The results of a run so far, each also appended to the output folder's manifest."""
 
-    def __init__(self, root: Path, names: list[str], share: Share) -> None:
+    def __init__(
+        self, root: Path, names: list[str], share: Share, sampling: dict[str, str] | None = None
+    ) -> None:
         self.root = root
         self.names = names
         self.share = share
+        self.sampling = sampling or {}
         self.results: dict[int, PhotoResult] = {}
 
     def add(self, index: int, result: PhotoResult) -> None:
@@ -241,6 +244,7 @@ class ResultLog:
                 "outputs": outputs,
                 "seconds": round(result.seconds, 3),
                 "share": str(self.share),
+                **self.sampling,
             },
         )
 
@@ -447,7 +451,15 @@ def default_background(restorer: AlignedRestorer, options: RestoreOptions) -> Ba
         getattr(restorer, "precision", "fp32"),
         scale=options.upscale,
         seed=int(config.get("random_weights_seed", 0)),
+        backend=getattr(restorer, "backend", "torch"),
     )
+
+
+def sampling_of(restorer: Any) -> dict[str, str]:
+    """{"solver": ..., "respacing": ...} the restorer samples with (empty for one that does not
+    say), for the photo records and the manifest."""
+    sampling = getattr(restorer, "sampling", None)
+    return dict(sampling) if isinstance(sampling, dict) else {}
 
 
 def finish_photo(
@@ -463,10 +475,8 @@ def finish_photo(
             return PhotoResult(path, "failed", photo.error, faces_found=count)
         restored = np.stack([face for face in photo.restored if face is not None])
         images, data = output_set(photo, restored, options, restorer, background)
-        info: dict[str, Any] = {
-            "faces": count,
-            "seconds": round(time.perf_counter() - photo.started, 3),
-        }
+        seconds = round(time.perf_counter() - photo.started, 3)
+        info: dict[str, Any] = {"faces": count, "seconds": seconds, **sampling_of(restorer)}
         identity = identity_summary(photo.traces)
         if identity:
             info["identity"] = identity

@@ -34,6 +34,8 @@ class CompiledNet(nn.Module):
         self.runner = runner
         self.backend = backend
         self.precision = precision
+        #: Why it runs on this backend (set by `compile_net`; shown on the run's first line).
+        self.reason = ""
         self.input_shapes = [tuple(x.shape[1:]) for x in example_inputs]
         self.__signature__ = inspect.signature(net.forward)
 

@@ -1,12 +1,14 @@
 """Export a network once to ONNX (fp32, dynamic batch axis) into its cache folder.
 
 Both the ONNX Runtime and the OpenVINO backend read this one file. The write is atomic (a
-temporary file renamed into place), so an interrupted export never leaves a half graph behind.
+temporary file renamed into place), so an interrupted export never leaves a half graph behind,
+and its sha256 is recorded beside it (`model.onnx.sha256.json`): a cached graph whose bytes no
+longer match (tampered, truncated) is exported again with a warning, never loaded.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -17,20 +19,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dynface.backends.cache import graph_dir
+from dynface.backends.cache import graph_dir, seal, seal_problem
 
 GRAPH_FILE = "model.onnx"
+DIGEST_FILE = "model.onnx.sha256.json"
 OPSET = 17
 log = logging.getLogger(__name__)
 
 
 def available() -> bool:
-    """True when the `onnx` package, which torch's exporter needs, imports."""
-    try:
-        importlib.import_module("onnx")
-    except ImportError:
-        return False
-    return True
+    """True when the `onnx` package, which torch's exporter needs, is installed (found, not
+    imported: importing it costs a run's start time, and happens only when it is used)."""
+    return importlib.util.find_spec("onnx") is not None
 
 
 def input_names(count: int) -> list[str]:
@@ -38,15 +38,27 @@ def input_names(count: int) -> list[str]:
     return [f"in{i}" for i in range(count)]
 
 
-def exported_graph(net: nn.Module, example_inputs: Sequence[Tensor]) -> Path:
-    """Path of `net`'s ONNX graph, exporting it first when the cache has none for these weights."""
-    folder = graph_dir(net, example_inputs)
+def exported_graph(
+    net: nn.Module,
+    example_inputs: Sequence[Tensor],
+    fresh: bool = False,
+    folder: Path | None = None,
+) -> Path:
+    """Path of `net`'s ONNX graph, exporting it first when the cache has none for these weights,
+    when the cached one fails its digest check, or when `fresh` (a cached one did not load)."""
+    folder = folder or graph_dir(net, example_inputs)
     path = folder / GRAPH_FILE
-    if not path.is_file():
+    if path.is_file() and not fresh:
+        problem = seal_problem([path], folder / DIGEST_FILE)
+        if problem is None:
+            return path
+        log.warning("cached graph %s failed its check (%s); exporting it again", path, problem)
+    elif not fresh:
         folder.mkdir(parents=True, exist_ok=True)
         # A warning so that it shows without logging set up: the first export takes minutes.
         log.warning("exporting %s to ONNX once (later runs reuse %s)", type(net).__name__, folder)
-        export_onnx(net, example_inputs, path)
+    export_onnx(net, example_inputs, path)
+    seal([path], folder / DIGEST_FILE)
     return path
 
 

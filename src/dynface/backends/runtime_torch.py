@@ -58,6 +58,8 @@ class TorchNet(nn.Module):
         self.net = net
         self.backend = "torch-compile" if compile_graph else NAME
         self.precision = precision
+        #: Why it runs on this backend (set by `compile_net`; shown on the run's first line).
+        self.reason = ""
         self._forward = wrap(net, precision, compile_graph)
 
     def forward(self, *inputs: Tensor) -> Tensor:

@@ -21,15 +21,14 @@ from dynface.cli.restore import (
     PrecisionOption,
     StepsOption,
     WeightsDirOption,
-    cpu_speedup,
     run_restore,
 )
 from dynface.units import DEFAULT_FIDELITY
 
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
-    f"On a CPU the demo takes --steps {CPU_STEPS} unless --steps is given (faster; the config's "
-    "own schedule is finer).\n\n"
+    f"On a CPU the demo takes --steps {CPU_STEPS} unless --steps is given (at most 16 network "
+    "evaluations a face; the config's own schedule, ddim250, is the published one).\n\n"
     "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (random tiny "
     "nets: the method runs in full, the faces come out as flat patches)."
 )
@@ -58,7 +57,7 @@ def demo(
     """
     from dynface.photos import RestoreOptions
 
-    model = ModelChoice(config, weights_dir, device, precision, steps or cpu_steps(config, device))
+    model = ModelChoice(config, weights_dir, device, precision, steps).with_cpu_steps("demo")
     options = RestoreOptions(
         seed=0,
         save_trace=True,
@@ -69,28 +68,3 @@ def demo(
     )
     if run_restore([str(sample_photos_dir())], output, model, options):
         raise typer.Exit(1)
-
-
-def cpu_steps(config: str, device: str) -> str | None:
-    """`CPU_STEPS` when the run is on a CPU and the config asks for more steps; said on stderr.
-
-    None otherwise, and when the config or device is wrong (the usage checks report those).
-    """
-    from rich.console import Console
-
-    from dynface.devices import pick_device
-
-    try:
-        on_cpu = pick_device(device).type == "cpu"
-    except RuntimeError:
-        return None
-    speedup = cpu_speedup(config)
-    if not on_cpu or speedup is None:
-        return None
-    configured, ratio = speedup
-    Console(stderr=True).print(
-        f"On a CPU the demo runs --steps {CPU_STEPS}: {ratio}x fewer steps than the config's "
-        f"{configured}; pass --steps {configured} for those.",
-        highlight=False,
-    )
-    return CPU_STEPS

@@ -9,19 +9,34 @@ numbers refer to Song et al., "Denoising Diffusion Implicit Models" (ICLR 2021).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
+from dynface.diffusion.noise import Generators, KeyedNoise, noise_sampler
 from dynface.diffusion.schedule import beta_schedule, respaced_timesteps
+
+__all__ = ["Diffusion", "Generators", "KeyedNoise", "PhasedHook", "StepInfo", "noise_sampler"]
 
 #: Replaces the x0 prediction of the samples under way: (x0 of those rows, index, rows) -> x0.
 X0Hook = Callable[[Tensor, int, Tensor], Tensor]
 #: Gaussian noise for the rows under way at a step: (rows, index) -> (len(rows), C, H, W).
 NoiseSampler = Callable[[Tensor, int], Tensor]
-Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+@runtime_checkable
+class PhasedHook(Protocol):
+    """An x0 hook that says, per row, which form of x0 it gives at a step (e.g. which guidance
+    targets are active): a multistep sampler extrapolates x0 only within one phase."""
+
+    def __call__(self, x0: Tensor, index: int, rows: Tensor) -> Tensor: ...
+
+    def phase(self, index: int, rows: Tensor) -> Tensor:
+        """(n,) long on the CPU: the phase of each row at respaced step `index`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -35,23 +50,6 @@ class StepInfo:
     x0: Tensor  # (n, C, H, W) the (guided) x0 the rows' update used
 
 
-def noise_sampler(
-    generators: Generators, shape: Sequence[int], device: torch.device
-) -> NoiseSampler:
-    """Noise from one generator per sample (results independent of the batch), from one
-    generator shared by the batch, or from the global generator (None)."""
-    sample_shape = tuple(shape[1:])
-
-    def draw(rows: Tensor, index: int) -> Tensor:
-        if generators is None or isinstance(generators, torch.Generator):
-            size = (len(rows), *sample_shape)
-            return torch.randn(size, generator=generators, device=device)
-        chosen = [generators[int(row)] for row in rows.tolist()]
-        return torch.stack([torch.randn(sample_shape, generator=g, device=device) for g in chosen])
-
-    return draw
-
-
 class Diffusion:
     """A Gaussian diffusion (epsilon prediction) respaced for DDIM sampling."""
 
@@ -59,7 +57,7 @@ class Diffusion:
         self, steps: int = 1000, schedule: str = "linear", respacing: str | int | None = "ddim250"
     ) -> None:
         base = torch.cumprod(1.0 - beta_schedule(schedule, steps), dim=0)
-        kept = respaced_timesteps(steps, respacing)
+        kept = respaced_timesteps(steps, respacing, schedule)
         self.original_steps = steps
         self.respacing = str(respacing)
         self.timesteps = torch.tensor(kept, dtype=torch.long)
@@ -158,7 +156,7 @@ class Diffusion:
         """
         starts = self.start_indices(start_index, x.shape[0])
         eta_all = per_sample(eta, x.shape[0]).to(x.device)
-        draw = noise or noise_sampler(None, x.shape, x.device)
+        draw = noise or noise_sampler(None, x.shape, x.device, self.timesteps)
         x = x.clone()
         # 1. The samples under way: each joins at its own start index.
         for index, rows in steps_under_way(starts):

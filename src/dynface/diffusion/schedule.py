@@ -23,13 +23,22 @@ def beta_schedule(name: str, steps: int) -> Tensor:
     raise ValueError(f"unknown beta schedule {name!r} (use 'linear' or 'cosine')")
 
 
-def respaced_timesteps(steps: int, respacing: str | int | None) -> list[int]:
-    """Kept original timesteps, ascending: "ddimN" (fixed stride), "N" or "N1,N2,..." sections."""
+#: Respacing names: "ddimN" (fixed stride in t), "logsnrN" (uniform in log-SNR); else counts.
+RESPACING_PREFIXES = ("ddim", "logsnr")
+
+
+def respaced_timesteps(
+    steps: int, respacing: str | int | None, schedule: str = "linear"
+) -> list[int]:
+    """Kept original timesteps, ascending: "ddimN" (fixed stride), "logsnrN" (uniform in the
+    log-SNR of `schedule`), "N" or "N1,N2,..." sections."""
     if respacing in (None, "", steps, str(steps)):
         return list(range(steps))
     spec = str(respacing).strip()
+    if spec.startswith("logsnr"):
+        return log_snr_timesteps(steps, _count(spec, "logsnr"), schedule)
     if spec.startswith("ddim"):
-        count = int(spec[len("ddim") :])
+        count = _count(spec, "ddim")
         for step in range(1, steps):
             if len(range(0, steps, step)) == count:
                 return list(range(0, steps, step))
@@ -51,3 +60,33 @@ def respaced_timesteps(steps: int, respacing: str | int | None) -> list[int]:
         kept.extend(start + round(j * stride) for j in range(count))
         start += size
     return sorted(set(kept))
+
+
+def _count(spec: str, prefix: str) -> int:
+    """N of "prefixN" (a positive integer), else ValueError."""
+    tail = spec[len(prefix) :]
+    if not tail.isdigit() or int(tail) < 1:
+        raise ValueError(f"bad respacing {spec!r}: use {prefix}N with N a positive step count")
+    return int(tail)
+
+
+def log_snr(schedule: str, steps: int) -> Tensor:
+    """lambda_t = log(alpha_t / sigma_t) of every original timestep, float64 (decreasing)."""
+    alphas_cumprod = torch.cumprod(1.0 - beta_schedule(schedule, steps), dim=0)
+    return 0.5 * torch.log(alphas_cumprod / (1 - alphas_cumprod))
+
+
+def log_snr_timesteps(steps: int, count: int, schedule: str = "linear") -> list[int]:
+    """`count` timesteps from 0 to steps - 1 whose log-SNR is as near uniform as integer
+    timesteps allow (DPM-Solver's "logSNR" spacing, Lu et al. 2022); distinct, ascending."""
+    if not 2 <= count <= steps:
+        raise ValueError(f"cannot take {count} log-SNR steps of {steps}: use 2 to {steps}")
+    lam = log_snr(schedule, steps)
+    grid = torch.linspace(float(lam[0]), float(lam[-1]), count, dtype=torch.float64)
+    nearest = [int((lam - value).abs().argmin()) for value in grid]
+    kept = [nearest[0]]
+    for t in nearest[1:]:
+        kept.append(max(t, kept[-1] + 1))  # near t = 0 several may round to one step
+    if kept[-1] > steps - 1:
+        raise ValueError(f"cannot take {count} distinct log-SNR steps of {steps}")
+    return kept

@@ -12,14 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
-import cv2
 import numpy as np
 
 from dynface.errors import UsageError
-from dynface.identity.measure import IdentityCheck, as_rgb_uint8, embedding, face_box
+from dynface.identity.measure import (
+    Face,
+    IdentityCheck,
+    aligned_crop,
+    as_rgb_uint8,
+    face,
+    face_distance,
+    has_face,
+    resized,
+)
 
 #: How to get the identity measure (dlib and its CC0 models).
 INSTALL_HINT = "pip install 'dynface[identity]'"
@@ -76,37 +84,22 @@ class IdentityMeter:
         self.references = [self._reference(k, image) for k, image in enumerate(references)]
 
     @staticmethod
-    def _reference(index: int, image: np.ndarray) -> np.ndarray:
-        rgb = as_rgb_uint8(image)
-        box = face_box(rgb)
-        if box is None:
+    def _reference(index: int, image: np.ndarray) -> Face:
+        crop = aligned_crop(as_rgb_uint8(image))
+        if crop is None:
             raise UsageError(f"no face found in reference photo {index + 1}; give a clear photo")
-        return embedding(rgb, box)
+        return face(crop)
 
-    def check(
-        self, restored: np.ndarray, source: np.ndarray, s_star: float | None
-    ) -> IdentityCheck:
-        """The identity distance of one restored face (RGB uint8) from its input or references."""
+    def check(self, restored: np.ndarray, source: Callable[[], Face]) -> IdentityCheck:
+        """The identity distance of one restored aligned face (RGB uint8) from its input (the
+        `source` face, made when first needed) or from the closest reference photo."""
         if self.missing is not None:
             return IdentityCheck(None, f"{self.missing} is not installed: {INSTALL_HINT}")
-        box = face_box(restored)
-        if box is None:
+        if not has_face(restored):
             return IdentityCheck(None, "no face found in the restored face")
-        if self.references:
-            own = embedding(restored, box)
-            return IdentityCheck(float(min(np.linalg.norm(own - r) for r in self.references)))
-        matched = blur_to(restored, s_star)
-        return IdentityCheck(
-            float(np.linalg.norm(embedding(matched, box) - embedding(source, box)))
-        )
-
-
-def blur_to(image: np.ndarray, s_star: float | None) -> np.ndarray:
-    """`image` blurred by a Gaussian of s* px at 512 (scaled to its size); as is for no s*."""
-    if not s_star or s_star <= 0:
-        return image
-    sigma = float(s_star) * image.shape[0] / 512
-    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+        own = face(resized(restored))
+        targets = self.references or [source()]
+        return IdentityCheck(min(face_distance(own, target) for target in targets))
 
 
 #: Restores the faces numbered `indices` at `fidelity`: (restored images, traces).
@@ -128,6 +121,7 @@ def guard_faces(
     their traces, each with an "identity" entry (every attempt, the verdict).
     """
     meter = options.meter
+    sources = _Sources(inputs)
     images, traces = list(first[0]), [dict(t) for t in first[1]]
     attempts: list[list[dict[str, Any]]] = [[] for _ in inputs]
     pending = list(range(len(inputs)))
@@ -137,7 +131,7 @@ def guard_faces(
             for k, image, trace in zip(pending, again, again_traces, strict=True):
                 images[k], traces[k] = image, dict(trace)
         views = {k: as_rgb(images[k]) for k in pending}
-        pending = _measure(meter, pending, views, inputs, traces, attempts, level)
+        pending = _measure(meter, pending, views, sources, attempts, level)
         if not pending:
             break
     for k, trace in enumerate(traces):
@@ -145,12 +139,24 @@ def guard_faces(
     return images, traces
 
 
+class _Sources:
+    """The input faces of a guarded call, each measured (aligned, s*) once when first needed."""
+
+    def __init__(self, inputs: list[np.ndarray]) -> None:
+        self.inputs = inputs
+        self.faces: dict[int, Face] = {}
+
+    def face(self, index: int) -> Face:
+        if index not in self.faces:
+            self.faces[index] = face(resized(self.inputs[index]))
+        return self.faces[index]
+
+
 def _measure(
     meter: IdentityMeter,
     indices: list[int],
     images: dict[int, np.ndarray],
-    inputs: list[np.ndarray],
-    traces: list[dict[str, Any]],
+    sources: _Sources,
     attempts: list[list[dict[str, Any]]],
     level: float,
 ) -> list[int]:
@@ -158,7 +164,7 @@ def _measure(
     drifted = []
     for k in indices:
         started = time.perf_counter()
-        check = meter.check(images[k], inputs[k], traces[k].get("s_star"))
+        check = meter.check(images[k], partial(sources.face, k))
         attempt = {"fidelity": level, "distance": _rounded(check.distance), "reason": check.reason}
         attempt["seconds"] = round(time.perf_counter() - started, 3)
         attempts[k].append(attempt)

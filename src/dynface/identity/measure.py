@@ -1,30 +1,38 @@
-"""Identity distance between two face images: dlib's ResNet embedding on a face found by RetinaFace.
+"""Identity distance between two face images, measured fairly: both faces aligned to the FFHQ
+template, the sharper one blurred to the other's blur level, then dlib's ResNet embedding.
 
-Faces are found by dynface's own detector (RetinaFace, `dynface.faces.detect`), which still finds
-blurred, small and compressed faces where dlib's HOG detector gives up. Its 5 landmarks place the
-face box that dlib's shape predictor expects: the box dlib's HOG detector draws on an FFHQ-aligned
-512 crop, (100, 160)-(402, 458) in template pixels (the mean over 39 CelebRef-HQ crops, ours),
-mapped onto the face by the similarity that aligns its landmarks. The distance is the Euclidean
-distance of the two 128-D embeddings (dlib's scale). A pair of images that are pixel-aligned (a
-restored face and its input) is measured in one box, found on the first image (ours: the input
-is the blurred side, where landmarks are least sure).
+- Faces are found by dynface's own detector (RetinaFace, `dynface.faces.detect`), which still
+  finds blurred, small and compressed faces where dlib's HOG detector gives up, and aligned to
+  512 px by its 5 landmarks (`dynface.faces.align`); crops already aligned are only resized.
+- Blur levels s* come from the shipped blur-level estimator (`learned_blur_level`, px at 512).
+  The sharper face is blurred by a Gaussian of MATCH_GAIN * sqrt(s_hi^2 - s_lo^2) px (ours): a
+  sharp restored face and its blurred input are then compared at one sharpness, which separates
+  same and other people better than comparing them as they are (docs/identity.md).
+- The embedding runs on the face box dlib's HOG detector draws on an aligned 512 crop,
+  (100, 160)-(402, 458), the mean over 39 CelebRef-HQ crops (ours).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
 
-from dynface.faces.align import similarity_transform, template
+from dynface.faces.align import align_face
 
-#: The face box of dlib's HOG detector in FFHQ template coordinates at 512 px (left, top,
-#: right, bottom), measured on CelebRef-HQ crops (benchmarks/identity_calibration.py).
-TEMPLATE_BOX = np.array([[100.0, 160.0], [402.0, 160.0], [100.0, 458.0], [402.0, 458.0]])
-#: The smallest face side (px) worth measuring: below it dlib's 150 px chip is mostly upsampling.
+#: Side of the aligned crops faces are measured on (the estimator's and the box's scale).
+SIZE = 512
+#: dlib's HOG face box on an FFHQ-aligned 512 crop (left, top, right, bottom).
+TEMPLATE_BOX = (100, 160, 402, 458)
+#: The smallest face (RetinaFace box side, px) worth measuring.
 MIN_FACE_PX = 24.0
+#: Gain on the blur-level gap when blurring the sharper face (calibrated in docs/identity.md).
+MATCH_GAIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,26 @@ class IdentityCheck:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Face:
+    """A face ready to measure: its aligned 512 crop (RGB uint8) and its blur level s*."""
+
+    crop: np.ndarray
+    s_star: float
+
+
 @lru_cache(maxsize=1)
-def _models() -> tuple[Any, Any]:
-    """dlib's face models (loaded once) and dynface's face detector."""
+def _detector() -> Any:
     from dynface.faces.detect import FaceDetector
+
+    return FaceDetector(min_side=160, refine=False)
+
+
+@lru_cache(maxsize=1)
+def _dlib_models() -> Any:
     from dynface.metrics.face import DlibFaces
 
-    return DlibFaces(), FaceDetector(min_side=160, refine=False)
+    return DlibFaces()
 
 
 def as_rgb_uint8(image: Any) -> np.ndarray:
@@ -62,62 +83,89 @@ def as_rgb_uint8(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3])
 
 
-def face_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest face's dlib box (left, top, right, bottom) in an RGB uint8 image, or None."""
-    _, detector = _models()
-    faces = detector.detect(image)
+def has_face(image: np.ndarray) -> bool:
+    """True when RetinaFace finds a face of at least MIN_FACE_PX in an RGB uint8 image."""
+    return any(face.size >= MIN_FACE_PX for face in _detector().detect(image))
+
+
+def aligned_crop(image: np.ndarray) -> np.ndarray | None:
+    """The largest face of an RGB uint8 photo or crop, aligned to 512 px; None when none."""
+    faces = [face for face in _detector().detect(image) if face.size >= MIN_FACE_PX]
     if not faces:
         return None
-    affine = similarity_transform(template(512), faces[0].landmarks)
-    corners = np.c_[TEMPLATE_BOX, np.ones(4)] @ affine.T
-    left, top = corners.min(axis=0)
-    right, bottom = corners.max(axis=0)
-    if min(right - left, bottom - top) < MIN_FACE_PX:
-        return None
-    return round(left), round(top), round(right), round(bottom)
+    crop, _ = align_face(image, faces[0].landmarks, SIZE)
+    return np.ascontiguousarray(np.clip(crop, 0, 255).astype(np.uint8))
 
 
-def embedding(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """dlib's 128-D identity embedding of the face in `box` of an RGB uint8 image."""
-    faces, _ = _models()
+def resized(crop: np.ndarray) -> np.ndarray:
+    """An aligned crop of any size at 512 px."""
+    if crop.shape[0] == SIZE:
+        return crop
+    interpolation = cv2.INTER_AREA if crop.shape[0] > SIZE else cv2.INTER_CUBIC
+    return cv2.resize(crop, (SIZE, SIZE), interpolation=interpolation)
+
+
+def blur_level(crop: np.ndarray) -> float:
+    """s* (px at 512) of an aligned 512 crop, by the shipped blur-level estimator."""
+    from dynface.method.learned_se import learned_blur_level
+
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    return float(learned_blur_level(x)[0])
+
+
+def face(crop: np.ndarray, s_star: float | None = None) -> Face:
+    """A `Face` of an aligned 512 crop, its s* estimated unless given."""
+    return Face(crop, blur_level(crop) if s_star is None else float(s_star))
+
+
+def embedding(crop: np.ndarray, sigma: float = 0.0) -> np.ndarray:
+    """dlib's 128-D embedding of an aligned 512 crop, blurred first by `sigma` px."""
     import dlib
 
-    image = np.ascontiguousarray(image)
-    rect = dlib.rectangle(*box)
-    shape = faces.shape(image, rect)
-    return np.array(faces.encoder.compute_face_descriptor(image, shape), dtype=np.float64)
+    if sigma > 0:
+        crop = cv2.GaussianBlur(crop, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    models = _dlib_models()
+    shape = models.shape(crop, dlib.rectangle(*TEMPLATE_BOX))
+    return np.array(models.encoder.compute_face_descriptor(crop, shape), dtype=np.float64)
+
+
+def matching_blur(sharper: float, blurrier: float) -> float:
+    """The Gaussian (px at 512) that brings a face of blur level `sharper` to `blurrier`."""
+    return MATCH_GAIN * math.sqrt(max(blurrier**2 - sharper**2, 0.0))
+
+
+def face_distance(a: Face, b: Face) -> float:
+    """The identity distance of two measured faces, the sharper blurred to the other's level."""
+    sharp, blurred = (a, b) if a.s_star <= b.s_star else (b, a)
+    own = embedding(sharp.crop, matching_blur(sharp.s_star, blurred.s_star))
+    return float(np.linalg.norm(own - embedding(blurred.crop)))
 
 
 def compare(
-    a: Any, b: Any, aligned_pair: bool = False, names: tuple[str, str] = ("first", "second")
+    a: Any,
+    b: Any,
+    aligned_pair: bool = False,
+    names: tuple[str, str] = ("first", "second"),
+    s_star: tuple[float | None, float | None] = (None, None),
 ) -> IdentityCheck:
     """The identity distance of the faces in images `a` and `b` (any size, aligned crops or
     whole photos), or None with the reason when a face cannot be measured.
 
-    `aligned_pair`: `b` is pixel-aligned with `a` (a restored face and its input), so the box
-    found on `a` serves both; `names` word the reasons.
+    `aligned_pair`: both are crops aligned to the FFHQ template (a restored face and its input);
+    a face must then be found in `a`, and `s_star` may give either's known blur level.
     """
     first, second = as_rgb_uint8(a), as_rgb_uint8(b)
-    box_a = face_box(first)
-    if box_a is None:
-        return IdentityCheck(None, f"no face found in the {names[0]} image")
-    if aligned_pair and first.shape == second.shape:
-        box_b: tuple[int, int, int, int] | None = box_a
+    if aligned_pair:
+        if not has_face(first):
+            return IdentityCheck(None, f"no face found in the {names[0]}")
+        crops: list[np.ndarray | None] = [resized(first), resized(second)]
     else:
-        box_b = face_box(second)
-    if box_b is None:
-        return IdentityCheck(None, f"no face found in the {names[1]} image")
-    if aligned_pair and _is_flat(second, box_b):
-        return IdentityCheck(None, f"the {names[1]} image holds no face (a flat patch)")
-    distance = np.linalg.norm(embedding(first, box_a) - embedding(second, box_b))
-    return IdentityCheck(float(distance))
-
-
-def _is_flat(image: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """True when the face box holds (almost) no structure: under 2 grey levels of spread."""
-    left, top, right, bottom = (max(0, v) for v in box)
-    patch = image[top:bottom, left:right].astype(np.float64).mean(axis=2)
-    return patch.size == 0 or float(patch.std()) < 2.0
+        crops = [aligned_crop(first), aligned_crop(second)]
+    for crop, name in zip(crops, names, strict=True):
+        if crop is None:
+            return IdentityCheck(None, f"no face found in the {name} image")
+    faces = [face(c, s) for c, s in zip(crops, s_star, strict=True) if c is not None]
+    return IdentityCheck(face_distance(*faces))
 
 
 def distance(a: Any, b: Any) -> float | None:

@@ -2,7 +2,8 @@
 
 `x0 <- x0 + A (x0' - x0)` where x0' is the closed-form (or gradient) guidance over the targets
 that are active at this step (t <= t(s_j)) and A the DGSA map (docs/method.md, "Guidance" and
-"DGSA"). The hook keeps the mean strength it applied per face, for the traces.
+"DGSA"). The hook keeps the mean strength it applied per face, for the traces, and says which
+targets are active per face (`phase`), so a multistep sampler treats a switch as a first step.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ class GuidanceHook:
         self.strength_sum[on_device] += (strength.float() * mask).mean(dim=(1, 2, 3))
         self.strength_steps[rows] += guided_rows.long()
         return blend(x0, target, strength * mask).clamp(-1, 1)
+
+    def phase(self, index: int, rows: Tensor) -> Tensor:
+        """(n,) long, CPU: how many targets are active for each face at step `index` (they switch
+        on one by one as t falls, so the count names the set); a multistep sampler does not
+        extrapolate the guided x0 across a change (`dynface.diffusion.ddim.PhasedHook`)."""
+        if self.mode == "none":
+            return torch.zeros(len(rows), dtype=torch.long)
+        t_now = int(self.timesteps[index])
+        return active_targets(t_now, self.t_levels[rows]).sum(dim=1).cpu().long()
 
     def _strength(self, g0: Tensor, x0: Tensor, t_now: int, on_device: Tensor) -> Tensor:
         """The DGSA map A (n, 1, H, W) for these faces at this step (ones without a DGSA), moved

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dynface.config import MethodConfig
+from dynface.config import MethodConfig, solver_name
 from dynface.diffusion import Diffusion, sampler
 from dynface.diffusion.ddim import Generators, StepInfo, noise_sampler
 from dynface.errors import UsageError
@@ -57,6 +57,7 @@ class Pipeline:
     ) -> None:
         self.prior, self.rm, self.diffusion, self.method = prior, rm, diffusion, method
         self.sampler = sampler(diffusion, solver)
+        self.solver = solver_name(solver)
         self.image_size = image_size
         self.pixel_scale = image_size / REFERENCE_SIZE
         self.dsst = DSSTable.default() if method.dsst == "default" else DSSTable.load(method.dsst)
@@ -130,10 +131,12 @@ class Pipeline:
     ) -> PipelineOutput:
         """Restore a (B, 3, H, W) batch in [0, 1]; returns the same size in [0, 1] and traces.
 
-        `generator`: one per face (a face's result then depends on its own generator only), one
-        for the batch, or None. `initial_noise` (working size) replaces the first draw, so a
-        reference chain can be reproduced exactly. `on_plan(total)` is called once the start
-        steps are known, with the batch's network evaluations (the sum of the traces' nfe);
+        `generator`: one per face (a face's noise is keyed by its generator's seed and each
+        step's timestep, so its result depends on that seed only: `dynface.diffusion.noise`),
+        one for the batch, or None. `initial_noise` (working size) replaces the start noise, so
+        a reference chain can be reproduced exactly. A NaN input or s* is a UsageError.
+        `on_plan(total)` is called once the start steps are known, with the batch's network
+        evaluations (the sum of the traces' nfe);
         `progress(n)` after each sampling step with the faces evaluated in it. `s_star` (B,), px
         at 512, replaces the estimated blur levels (video smooths them along a face's track).
         `fidelity` in [0, 1]: 0 = more detail from the prior, 0.5 = the method as configured,
@@ -142,6 +145,8 @@ class Pipeline:
         self.levers(fidelity)  # refuse a bad fidelity before any work
         if y.ndim != 4 or y.shape[1] != 3:
             raise UsageError(f"expected a (B, 3, H, W) batch of RGB faces, got {tuple(y.shape)}")
+        if not bool(torch.isfinite(y).all()):
+            raise UsageError("the faces have NaN or infinite pixels: no blur level to act on")
         timing: dict[str, float] = {}
         clock = self._sync()
         # 1. RM: the restoration module's sharp estimate r at the working size.
@@ -158,7 +163,8 @@ class Pipeline:
         # 5. Back to [0, 1] at the input size.
         out = resize((x.float() + 1) / 2, (y.shape[-2], y.shape[-1])).clamp(0, 1)
         means = hook.mean_strength() if hook is not None else None
-        return PipelineOutput(out, build_traces(plan, self.method, self.diffusion, timing, means))
+        traces = build_traces(plan, self.method, self.diffusion, timing, means, self.solver)
+        return PipelineOutput(out, traces)
 
     @torch.no_grad()
     def sample(
@@ -179,10 +185,11 @@ class Pipeline:
         initial_noise: Tensor | None,
     ) -> tuple[Tensor, GuidanceHook | None]:
         """x_start = sqrt(abar) x0 + sqrt(1 - abar) eps with each face's own noise, then DDIM (or
-        DPM-Solver-2M) from each face's first step, every x0 guided by the hook (None: DifFace)."""
+        DPM-Solver++(2M)) from each face's first step, every x0 guided by the hook (None: DifFace).
+        Each face's noise is keyed by (its generator's seed, the timestep)."""
         shape = plan.x_start.shape
-        draw = noise_sampler(generator, shape, self.device)
-        noise = draw(torch.arange(shape[0]), -1) if initial_noise is None else initial_noise
+        draw = noise_sampler(generator, shape, self.device, self.diffusion.timesteps)
+        noise = draw.start(torch.arange(shape[0])) if initial_noise is None else initial_noise
         x = self.diffusion.q_sample(plan.x_start, plan.start_index, noise.to(plan.x_start))
         hook = None
         if plan.mode == "dynface":
@@ -222,12 +229,25 @@ class Pipeline:
         levers = self.levers(fidelity)
         if self.method.mode == "difface":
             return plan_difface(r, self.method, self.diffusion)
+        given = s_star is not None
         if s_star is None:
             s_star = self.blur_levels(work, r)
         else:
             s_star = torch.as_tensor(s_star, dtype=torch.float32).cpu().reshape(len(r))
+        check_blur_levels(s_star, "given" if given else "estimated")
         return plan_dynface(
             s_star, r, self.method, self.dsst, self.diffusion, self.dgsa, self.pixel_scale, levers
+        )
+
+
+def check_blur_levels(s_star: Tensor, origin: str) -> None:
+    """A UsageError naming the faces whose blur level s* is NaN or infinite (never a NaN image)."""
+    bad = (~torch.isfinite(s_star)).nonzero().flatten().tolist()
+    if bad:
+        faces = ", ".join(str(k) for k in bad[:8])
+        raise UsageError(
+            f"blur level s* ({origin}) is {float(s_star[bad[0]])} for face(s) {faces}: "
+            f"pass finite blur levels (px at 512, 0 to {S_MAX:g})"
         )
 
 

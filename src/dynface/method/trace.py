@@ -26,6 +26,8 @@ class FaceTrace:
     start_t: int  # its timestep on the 1000 scale
     eta: float
     nfe: int  # network evaluations of the prior
+    solver: str = "ddim"  # the sampler that ran (dynface.diffusion.SOLVERS)
+    respacing: str = ""  # the respacing it ran on, e.g. "ddim250" or "logsnr18"
     timing: dict[str, float] = field(default_factory=dict)  # seconds of the whole batch
     s_star: float | None = None  # estimated blur level, px at 512
     s_levels: list[float] | None = None  # s_j
@@ -55,9 +57,10 @@ def build_traces(
     diffusion: Diffusion,
     timing: dict[str, float],
     dgsa_means: list[float | None] | None = None,
+    solver: str = "ddim",
 ) -> list[FaceTrace]:
-    """The traces of one sampled batch."""
-    common = _common_fields(plan, diffusion, timing)
+    """The traces of one sampled batch, run by `solver` on `diffusion`'s respacing."""
+    common = _common_fields(plan, diffusion, timing, solver)
     if plan.mode == "difface" or plan.s_star is None:
         return [FaceTrace(**c) for c in common]
     assert plan.s_levels is not None and plan.t_levels is not None
@@ -86,9 +89,10 @@ def build_traces(
 
 
 def _common_fields(
-    plan: SamplingPlan, diffusion: Diffusion, timing: dict[str, float]
+    plan: SamplingPlan, diffusion: Diffusion, timing: dict[str, float], solver: str
 ) -> list[dict[str, Any]]:
-    """The fields every mode records, one dict per face: start step, eta, cost, timing."""
+    """The fields every mode records, one dict per face: start step, eta, cost, sampler,
+    timing."""
     starts, etas, nfes = plan.start_index.tolist(), plan.eta.tolist(), plan.nfe.tolist()
     return [
         {
@@ -97,6 +101,8 @@ def _common_fields(
             "start_t": int(diffusion.timesteps[start]),
             "eta": round(eta, 4),
             "nfe": nfe,
+            "solver": solver,
+            "respacing": diffusion.respacing,
             "timing": dict(timing),
             "fidelity": plan.levers.fidelity,
         }

@@ -192,10 +192,10 @@ def _method_controls(defaults: MethodChoices) -> tuple[gr.Radio, gr.Radio, gr.Dr
 def _steps_dropdown(default_steps: str) -> gr.Dropdown:
     """The sampling steps: the config's (empty value) or a respacing typed or picked."""
     return gr.Dropdown(
-        [(f"config default ({default_steps})", ""), "ddim25", "ddim50", "250"],
+        [(f"config default ({default_steps})", ""), "fast", "ddim25", "ddim50", "250"],
         value="",
         label="steps",
-        info="ddimN: N evenly spaced steps (faster, a little less detail).",
+        info="fast: at most 16 steps (DPM-Solver++); ddimN: N evenly spaced steps.",
         allow_custom_value=True,
         elem_id="dynface-steps",
     )

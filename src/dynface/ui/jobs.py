@@ -50,7 +50,7 @@ from dynface.video.io import is_video
 PREVIEW_SIDE = 1600
 #: Job folders older than this are removed when a new job starts.
 KEEP_SECONDS = 3600
-STEPS_HINT = 'use e.g. "ddim50" (50 evenly spaced steps, fast) or "250"'
+STEPS_HINT = 'use e.g. "fast" (the few-step setting), "ddim50" (50 evenly spaced steps) or "250"'
 
 
 class JobCancelled(Exception):
@@ -457,7 +457,7 @@ def _megapixels(path: Path) -> float | None:
 
 def check_settings(settings: JobSettings, config: str) -> None:
     """Reject settings the pipeline cannot use, with the same advice as the CLI."""
-    from dynface.config import load_config
+    from dynface.config import STEPS_PATTERN, load_config, steps_respacing
     from dynface.diffusion.schedule import respaced_timesteps
 
     check_upscale(settings.upscale)
@@ -467,11 +467,12 @@ def check_settings(settings: JobSettings, config: str) -> None:
     steps = settings.steps
     if steps is None:
         return
-    if not re.fullmatch(r"(ddim)?\d+(,\d+)*", steps.strip()):
+    if not re.fullmatch(STEPS_PATTERN, steps.strip()):
         raise UsageError(f"steps {steps!r} is not a step count; {STEPS_HINT}")
-    total = int(load_config(config)["diffusion"].get("steps", 1000))
+    diffusion = load_config(config)["diffusion"]
+    total = int(diffusion.get("steps", 1000))
     try:
-        respaced_timesteps(total, steps)
+        respaced_timesteps(total, steps_respacing(steps), diffusion.get("schedule", "linear"))
     except ValueError as exc:
         raise UsageError(
             f"steps {steps!r} does not fit the {total}-step diffusion ({exc}); {STEPS_HINT}"
