@@ -111,3 +111,23 @@ def test_package_shows_its_public_names():
     for name in ("Restorer", "RestoreResult", "FaceTrace", "RestoreConfig", "UsageError"):
         assert name in names
         assert getattr(dynface, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((3, 512, 512), np.uint8), "channels-last (H, W, 3), got (3, 512, 512);"),
+        (np.zeros((2, 3, 64, 64), np.uint8), "channels-last (H, W, 3), got (2, 3, 64, 64);"),
+        (
+            torch.zeros(512, 512, 3),
+            "channels-first (C, H, W), got (512, 512, 3); use tensor.permute",
+        ),
+        (torch.zeros(2, 64, 64, 3), "channels-first (C, H, W), got (2, 64, 64, 3)"),
+        (torch.zeros(5, 16, 16), "1, 3 or 4 channels, got shape (5, 16, 16)"),
+        (np.zeros((16, 16, 2), np.uint8), "1, 3 or 4 channels, got shape (16, 16, 2)"),
+    ],
+)
+def test_shape_errors_name_the_shape_the_user_passed(bad, message):
+    with pytest.raises(UsageError) as refused:
+        as_face_list(bad)
+    assert message in str(refused.value)

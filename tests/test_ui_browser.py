@@ -256,7 +256,8 @@ def test_upload_a_clip_restore_and_play_it_and_download_it(
     page.screenshot(path=str(shot), full_page=True)
 
 
-def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
+def test_unreadable_file_shows_the_error_message(page, server: Server, tmp_path: Path) -> None:
+    logged = len(server.output())
     broken = tmp_path / "broken.png"
     broken.write_text("this is not a picture")
     page.locator("#dynface-photos input[type=file]").set_input_files(str(broken))
@@ -265,6 +266,8 @@ def test_unreadable_file_shows_the_error_message(page, tmp_path: Path) -> None:
     message = page.get_by_text("broken.png: not an image file")
     message.first.wait_for(timeout=JOB_TIMEOUT_MS)
     assert str(tmp_path) not in page.content()
+    log = server.output()[logged:]  # an ordinary refusal is one line in the log, no traceback
+    assert "Traceback" not in log and "broken.png: not an image file" in log, log
 
 
 def test_an_example_fills_the_photo_and_presets_the_controls(page) -> None:
@@ -375,6 +378,43 @@ def test_no_server_path_is_readable(server: Server) -> None:
     answer = urllib.request.urlopen(f"{server.url}gradio_api/call/restore/{event}", timeout=60)
     stream = answer.read().decode()
     assert stream.startswith("event: error") and "not uploaded by a user" in stream
+
+
+def _upload(url: str, name: str, size: int) -> int:
+    """POST one file of `size` bytes to Gradio's upload route, as the page does; the status."""
+    boundary = "dynface-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"x" * size
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"{url}gradio_api/upload",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_uploads_with_no_job_stop_at_the_folder_limit(tmp_path: Path) -> None:
+    """A client that only uploads fills at most --max-uploads-mb, then gets one-line refusals."""
+    server = Server(tmp_path, "--max-uploads-mb", "2", "--max-file-mb", "1")
+    try:
+        statuses = [_upload(server.url, f"p{k}.png", 700_000) for k in range(4)]
+        uploads = server.temporary_folder() / "uploads"
+        held = sum(path.stat().st_size for path in uploads.rglob("*") if path.is_file())
+    finally:
+        server.stop()
+    assert statuses == [200, 200, 507, 507] and held <= 2_000_000
+    log = server.output()
+    assert log.count("dynface ui: upload refused:") == 2 and "Traceback" not in log
 
 
 def test_binds_localhost_only_by_default(server: Server) -> None:

@@ -150,9 +150,11 @@ def test_cancel_stops_the_job_at_the_next_step_and_writes_no_photo(runner: JobRu
             cancel.set()  # pressed once the sampling is planned
 
     before = set(runner.workroot.glob("job-*/final/*.png"))
+    jobs = set(runner.workroot.glob("job-*"))
     with pytest.raises(JobCancelled, match="cancelled after 1 denoising steps"):
         runner.run([ASTRONAUT], FAST, report, cancel)
     assert set(runner.workroot.glob("job-*/final/*.png")) == before
+    assert set(runner.workroot.glob("job-*")) == jobs  # its folder is gone: no records/*.lock
     assert len(runner.run([ASTRONAUT], FAST).photos) == 1  # the runner is free again
 
 
@@ -307,12 +309,14 @@ def test_cancel_stops_a_clip_at_the_next_step_and_writes_no_clip(
                 cancel.set()  # pressed once the first face of the clip is being sampled
 
     before = set(runner.workroot.glob("job-*/final/*walk*"))
+    jobs = set(runner.workroot.glob("job-*"))
     # The identity check restores the track's first face first (5 face-steps); then all four
     # faces are sampled together (4 face-steps a step): cancelled during the first step, the
     # job stops at the second, long before the fifth and last.
     with pytest.raises(JobCancelled, match=r"after 13 denoising steps \(restoring frames 0\)"):
         runner.run([clip], FAST, report, cancel)
     assert set(runner.workroot.glob("job-*/final/*walk*")) == before
+    assert set(runner.workroot.glob("job-*")) == jobs  # its folder is gone: no .dynface-work/
     assert runner.run([clip], FAST).clips[0].frames == CLIP_FRAMES  # the runner is free again
 
 
@@ -335,3 +339,24 @@ def test_a_reference_without_a_face_is_refused_in_one_line(
     settings = replace(FAST, references=(blank,))
     with pytest.raises(UsageError, match="no face found in reference photo 1"):
         runner.run([HOPPER], settings)
+
+
+def test_a_refusal_is_one_line_in_the_server_log_not_a_traceback(capsys) -> None:
+    gr = pytest.importorskip("gradio")
+    from types import SimpleNamespace
+
+    from dynface.ui.app import Handlers
+
+    class Refusing:
+        def run(self, *args: object) -> None:
+            raise UsageError("broken.png: not an image file (or a format Pillow cannot read)")
+
+    handlers = Handlers(Refusing())  # type: ignore[arg-type]
+    with pytest.raises(gr.Error) as raised:
+        handlers._run(["broken.png"], JobSettings(), SimpleNamespace(session_hash="s"), None)
+    assert not raised.value.print_exception  # Gradio prints no traceback for it
+    assert "not an image file" in raised.value.message
+    assert capsys.readouterr().err.splitlines() == [
+        "dynface ui: could not restore: broken.png: not an image file (or a format Pillow "
+        "cannot read)"
+    ]

@@ -26,6 +26,7 @@ from dynface.method.fidelity import DEFAULT_FIDELITY
 from dynface.method.pipeline import Pipeline, PipelineOutput, check_blur_levels
 from dynface.nets import build_swinir, build_unet
 from dynface.results import RestoreResult
+from dynface.units import check_seed
 
 __all__ = ["PRECISIONS", "RestoreResult", "Restorer", "face_generators", "face_seed"]
 
@@ -272,7 +273,7 @@ def _seed_subset(seed: int | Sequence[int] | None, indices: list[int]) -> list[i
     """The seeds of faces `indices` of a call with `seed` (see `face_generators`)."""
     if seed is None:
         return None
-    if isinstance(seed, int):
+    if not isinstance(seed, Sequence):
         return [face_seed(seed, k) for k in indices]
     return [int(seed[k]) for k in indices]
 
@@ -327,12 +328,10 @@ def face_generators(
     from (seed, face index), or from one given seed per face. None: the global generator."""
     if seed is None:
         return None
-    if isinstance(seed, int):
-        if seed < 0:
-            raise UsageError(f"seed must be a non-negative integer, got {seed}")
-        seeds = [face_seed(seed, k) for k in range(count)]
+    if not isinstance(seed, Sequence) or isinstance(seed, str):
+        seeds = [face_seed(check_seed(seed), k) for k in range(count)]
     else:
-        seeds = [int(s) for s in seed]
+        seeds = [check_seed(s, f"seed[{k}]") for k, s in enumerate(seed)]
         if len(seeds) != count:
             raise UsageError(f"got {len(seeds)} seeds for {count} faces; give one per face")
     return [torch.Generator(device).manual_seed(s) for s in seeds]

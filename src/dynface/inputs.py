@@ -58,21 +58,29 @@ def _convert(item: Any, where: str) -> list[Tensor]:
     )
 
 
-def _from_torch(x: Tensor, where: str) -> list[Tensor]:
-    """Channels-first tensor(s)."""
+def _from_torch(x: Tensor, where: str, given: tuple[int, ...] | None = None) -> list[Tensor]:
+    """Channels-first tensor(s); `given` is the user's shape when `x` was converted (errors
+    name what the user passed, not the batch made of it)."""
+    own, given = given is None, given or tuple(x.shape)
     x = _as_batch(x, where, "a tensor must be (C, H, W) or (B, C, H, W)")
-    x = _channels(x.detach().cpu(), dim=1, where=where, shape=_shape(x))
+    if own and x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
+        raise UsageError(
+            f"{where}: torch tensors are channels-first (C, H, W), got {given}; "
+            "use tensor.permute(2, 0, 1) (or pass the numpy array)"
+        )
+    x = _channels(x.detach().cpu(), dim=1, where=where, shape=str(given))
     return list(_to_unit(x, where).unbind(0))
 
 
 def _from_numpy(x: np.ndarray, where: str) -> list[Tensor]:
     """Channels-last array(s); (H, W) is one gray image."""
+    given = tuple(x.shape)
     if x.ndim == 2:
         x = x[..., None]
     x = _as_batch(x, where, "an array must be (H, W, C) or (B, H, W, C)")
     if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
         raise UsageError(
-            f"{where}: numpy images are channels-last (H, W, 3), got {x.shape}; "
+            f"{where}: numpy images are channels-last (H, W, 3), got {given}; "
             "use array.transpose(1, 2, 0) or pass a torch tensor"
         )
     if x.dtype.kind not in "uf" or (x.dtype.kind == "u" and x.dtype not in _INT_SCALE):
@@ -82,7 +90,7 @@ def _from_numpy(x: np.ndarray, where: str) -> list[Tensor]:
     t = t.permute(0, 3, 1, 2)
     if scale:
         t = t / scale
-    return _from_torch(t, where)
+    return _from_torch(t, where, given)
 
 
 def _as_batch(x: _Batch, where: str, layouts: str) -> _Batch:
@@ -127,7 +135,3 @@ def _to_unit(x: Tensor, where: str) -> Tensor:
             "8-bit values by 255 (or pass a uint8 array)"
         )
     return x
-
-
-def _shape(x: Tensor) -> str:
-    return str(tuple(x.shape))

@@ -48,6 +48,7 @@ from dynface.outcome import Outcome
 from dynface.outputs import Claim, OutputFolder, PhotoFiles, printable
 from dynface.outputs.manifest import append_line
 from dynface.scale import Share, split
+from dynface.units import check_seed, check_upscale
 
 #: Largest output photo (pixels) we agree to build: about 0.9 GB as uint8, plus Pillow's 1.2 GB
 #: copy while the PNG is encoded (see docs/restore.md for what a photo costs).
@@ -256,8 +257,9 @@ def checked_options(options: RestoreOptions, restorer: AlignedRestorer) -> Resto
     """Options with their face size filled in; UsageError for values that cannot work."""
     if options.batch_size < 1:
         raise UsageError("batch_size must be at least 1")
-    if not options.upscale > 0:
-        raise UsageError("upscale must be positive")
+    check_upscale(options.upscale)
+    if options.seed is not None:
+        check_seed(options.seed)
     check_fidelity(options.fidelity)
     if options.face_size is None:
         config = getattr(restorer, "config", None) or {}

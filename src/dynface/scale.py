@@ -19,6 +19,10 @@ from pathlib import Path
 from dynface.errors import UsageError
 from dynface.io import ImageReadError, image_size
 
+#: Most shares a run may be split into: far more jobs than any cluster runs at once, and small
+#: enough that a share count is read and checked at once (a split costs O(photos), not O(n)).
+MAX_SHARDS = 1_000_000
+
 
 @dataclass(frozen=True)
 class Share:
@@ -29,12 +33,18 @@ class Share:
 
     @classmethod
     def parse(cls, text: str) -> Share:
-        """`"i/n"` as a Share; UsageError when it is not one of n parts."""
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        """`"i/n"` as a Share; UsageError when it is not one of n parts or n > MAX_SHARDS
+        (the text's length is bounded before its numbers are read, so any text is quick)."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text) if len(text) <= 60 else None
         if match is None or not int(match[1]) < int(match[2]):
             raise UsageError(
-                f"{text!r} is not a shard; write i/n with 0 <= i < n, e.g. 0/4 for the first "
-                "of four jobs"
+                f"{text[:40]!r} is not a shard; write i/n with 0 <= i < n, e.g. 0/4 for the "
+                "first of four jobs"
+            )
+        if int(match[2]) > MAX_SHARDS:
+            raise UsageError(
+                f"{text!r} asks too many shards: at most {MAX_SHARDS:,} (one job each); "
+                "use fewer, larger ones"
             )
         return cls(int(match[1]), int(match[2]))
 
@@ -59,8 +69,11 @@ def split(paths: Sequence[Path], share: Share) -> list[int]:
     """Indices (ascending) of the photos `share` takes; all shares together take each once."""
     if share.count == 1:
         return list(range(len(paths)))
+    if share.index >= len(paths):  # more shares than photos: share k takes photo k at most
+        return []
     costs = [photo_cost(path) for path in paths]
-    loads = [(0, part) for part in range(share.count)]  # (work so far, share), a min-heap
+    # (work so far, share), a min-heap; shares past the photo count would never be dealt one
+    loads = [(0, part) for part in range(min(share.count, len(paths)))]
     mine = []
     for k in sorted(range(len(paths)), key=lambda k: (-costs[k], k)):
         work, part = heapq.heappop(loads)

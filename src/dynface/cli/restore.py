@@ -17,7 +17,7 @@ import typer
 from dynface.cli import video
 from dynface.cli.progress import ProgressBar
 from dynface.errors import UsageError
-from dynface.units import DEFAULT_FIDELITY
+from dynface.units import DEFAULT_FIDELITY, check_seed, check_upscale
 
 if TYPE_CHECKING:
     from dynface.photos import RestoreOptions
@@ -103,7 +103,9 @@ AlignedOption = Annotated[
     bool,
     typer.Option("--aligned", help="Inputs are already aligned square face crops (FFHQ style)."),
 ]
-SeedOption = Annotated[int | None, typer.Option(help="Random seed for reproducible results.")]
+SeedOption = Annotated[
+    int | None, typer.Option(help="Random seed for reproducible results (0 to 2**63-1).")
+]
 UpscaleOption = Annotated[
     float,
     typer.Option(help="Scale of the whole output photo, 1 to 4 (background: see --bg-upsampler)."),
@@ -412,9 +414,9 @@ def run_restore(
 
     console = Console()
     clips, photos = video.split_videos(inputs)
+    clips, failed = video.probe_videos(clips, console)  # a clip too large: exit 2, no folder
     paths = check_request(photos, output, model, options)
     clip_options = video.options(clips, options, video_quality)
-    clips, failed = video.probe_videos(clips, console)
     if not paths and not clips:
         return True
     procs, restorer = _launch(console, model)
@@ -443,8 +445,11 @@ def check_request(
 ) -> list[Path]:
     """Every usage check before any network loads; returns the input images."""
     _check_fidelity(options.fidelity)
-    if options.upscale <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--upscale")
+    with usage_error("--upscale"):
+        check_upscale(options.upscale)
+    if options.seed is not None:
+        with usage_error("--seed"):
+            check_seed(options.seed)
     paths = find_inputs(inputs) if inputs else []  # none when every input is a video clip
     if options.identity_guard or options.references:
         from dynface.photos import identity_options

@@ -43,6 +43,12 @@ MaxClipSecondsOption = Annotated[
 ]
 MaxClipFramesOption = Annotated[int, typer.Option(min=1, help="Most frames in a video clip.")]
 MaxFileMbOption = Annotated[int, typer.Option(min=1, help="Largest upload accepted (MB).")]
+MaxUploadsMbOption = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Most the upload folder may hold (MB, kept 30 minutes); more is refused."
+    ),
+]
 QueueSizeOption = Annotated[
     int, typer.Option(min=1, help="Requests that may wait; more are refused.")
 ]
@@ -61,6 +67,7 @@ def ui(
     max_clip_seconds: MaxClipSecondsOption = 30.0,
     max_clip_frames: MaxClipFramesOption = 900,
     max_file_mb: MaxFileMbOption = 50,
+    max_uploads_mb: MaxUploadsMbOption = 2000,
     queue_size: QueueSizeOption = 8,
     open_browser: OpenOption = False,
 ) -> None:
@@ -89,6 +96,7 @@ def ui(
             max_clip_seconds=max_clip_seconds,
             max_clip_frames=max_clip_frames,
             max_file_mb=max_file_mb,
+            max_uploads_mb=max_uploads_mb,
             queue_size=queue_size,
             open_browser=open_browser,
         )

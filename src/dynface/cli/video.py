@@ -31,15 +31,16 @@ def split_videos(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def probe_videos(videos: list[Path], console: Any) -> tuple[list[Path], bool]:
-    """Clips that can be read; each one that cannot is reported in one line (True if any)."""
+    """Clips that can be read; each one that cannot is reported in one line (True if any); a
+    clip too large or too long for any run (`check_clip_size`) is a usage error, before any work."""
     from rich.markup import escape
 
-    from dynface.video.io import VideoReadError, probe
+    from dynface.video.io import VideoReadError, check_clip_size, probe
 
     readable, failed = [], False
     for path in videos:
         try:
-            probe(path)
+            check_clip_size(probe(path))
             readable.append(path)
         except VideoReadError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)

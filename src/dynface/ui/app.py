@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from dynface.ui.jobs import (
     MethodChoices,
 )
 from dynface.ui.traces import SUMMARY_HEADERS, summary_rows
-from dynface.units import DEFAULT_FIDELITY
+from dynface.ui.uploads import MAX_UPLOAD_AGE
+from dynface.units import DEFAULT_FIDELITY, UPSCALE_MAX, UPSCALE_MIN
 from dynface.video.io import VIDEO_SUFFIXES, is_video
 
 INTRO = (
@@ -124,7 +126,9 @@ class Controls:
             with gr.Row():
                 self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 self.random_seed = gr.Checkbox(True, label="random seed")
-            self.upscale = gr.Slider(1, 4, value=2, step=0.5, label="upscale (whole photo)")
+            self.upscale = gr.Slider(
+                UPSCALE_MIN, UPSCALE_MAX, value=2, step=0.5, label="upscale (whole photo)"
+            )
             self.background = _background_radio()
             self.only_center = gr.Checkbox(
                 False, label="only the centre face", elem_id="dynface-only-center"
@@ -246,7 +250,7 @@ def settings_from(
         aligned=bool(aligned),
         fidelity=float(fidelity),
         steps=(steps or "").strip() or None,
-        seed=None if random_seed or seed is None else int(seed),
+        seed=None if random_seed or seed is None else _whole(seed),
         upscale=float(upscale),
         only_center_face=bool(only_center),
         device=device or "auto",
@@ -257,6 +261,11 @@ def settings_from(
         identity_guard=bool(identity_guard),
         references=tuple(Path(path) for path in references or ()),
     )
+
+
+def _whole(number: float) -> Any:
+    """A whole number as an int; anything else as given (NaN, 1.5: refused by the job check)."""
+    return int(number) if float(number).is_integer() else number
 
 
 #: The handlers' setting parameters: those of `settings_from`, in its order.
@@ -338,7 +347,7 @@ class Handlers:
     ) -> tuple[str, dict[str, Any]]:
         """`/restore`: one photo in; the restored photo and its traces out."""
         if photo and is_video(photo):
-            raise gr.Error("/restore takes one photo; restore clips on the page", title="A photo")
+            raise user_error("/restore takes one photo; restore clips on the page", "A photo")
         result = self._run([photo] if photo else [], settings, request, None)
         restored = result.photos[0]
         traces = {
@@ -382,15 +391,22 @@ class Handlers:
         try:
             result = self.runner.run(photos, settings, report, cancel)
         except JobCancelled as exc:
-            raise gr.Error(f"Cancelled: {exc}.", title="Cancelled") from None
+            raise user_error(f"Cancelled: {exc}.", "Cancelled") from None
         except DynfaceError as exc:
-            raise gr.Error(str(exc).replace("\n", "<br>"), title="Could not restore") from None
+            raise user_error(str(exc), "Could not restore") from None
         finally:
             if self._cancels.get(session) is cancel:
                 del self._cancels[session]
         for line in result.failures:
             gr.Warning(line)
         return result
+
+
+def user_error(message: str, title: str) -> gr.Error:
+    """The error a user sees for what they asked (a message, no traceback); the server log gets
+    one line, not Gradio's traceback of an ordinary refusal."""
+    print(f"dynface ui: {title.lower()}: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return gr.Error(message.replace("\n", "<br>"), title=title, print_exception=False)
 
 
 def _status(result: JobResult) -> str:
@@ -473,7 +489,7 @@ def _trace_table(result: JobResult) -> list[list[str]]:
 def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
     """The whole page and its events; one job at a time, others wait in the queue."""
     handlers = Handlers(runner)
-    with gr.Blocks(title="dynface", delete_cache=(1800, 3600)) as app:
+    with gr.Blocks(title="dynface", delete_cache=(300, MAX_UPLOAD_AGE)) as app:
         gr.Markdown(INTRO)
         if options.random_weights:
             gr.Markdown(RANDOM_WEIGHTS_NOTE.format(config=options.config))

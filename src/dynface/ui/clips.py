@@ -62,6 +62,7 @@ def split_clips(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
 def check_clips(clips: Sequence[Path], limits: ClipLimits) -> None:
     """Refuse too many clips, unreadable ones and long ones, before any work."""
     from dynface.video import probe
+    from dynface.video.io import check_clip_size
 
     if len(clips) > limits.max_clips:
         raise UsageError(
@@ -73,6 +74,7 @@ def check_clips(clips: Sequence[Path], limits: ClipLimits) -> None:
             info = probe(path)
         except DynfaceError as exc:
             raise ResourceError(upload_message(str(exc), path)) from None
+        check_clip_size(info)
         if info.duration_s > limits.max_seconds or info.frames > limits.max_frames:
             raise UsageError(
                 f"{path.name}: {info.duration_s:.1f} s ({info.frames} frames) is more than this "

@@ -43,7 +43,7 @@ from dynface.ui.clips import (
     split_clips,
 )
 from dynface.ui.traces import stack_pictures, trace_picture
-from dynface.units import DEFAULT_FIDELITY
+from dynface.units import DEFAULT_FIDELITY, check_seed, check_upscale
 from dynface.video.io import is_video
 
 #: Longest side of the before/after pictures sent to the browser (downloads keep full size).
@@ -232,24 +232,33 @@ class JobRunner:
         report: Callable[[JobProgress, str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> JobResult:
-        """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`."""
+        """Restore `paths`; raise `DynfaceError` with a message for users, `JobCancelled`.
+
+        A job that ends in an error or a cancel leaves no folder behind (no partial outputs,
+        records, locks or a clip's work folder): nobody could download from it."""
         paths, clips = check_request([Path(path) for path in paths], self.limits)
         check_settings(settings, self.config)
         check_photos(settings.references, self.limits)
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         tracker = _Tracker(report or (lambda progress, text: None), cancel or threading.Event())
-        with self._lock:
-            tracker.say("loading the networks")
-            restorer = self._restorer(settings)
-            workdir = self._new_workdir()
-            results = self._restore_photos(paths, restorer, workdir, settings, seed, tracker)
-            clip_outputs = [
-                self._restore_clip(path, restorer, workdir, settings, seed, tracker)
-                for path in clips
-            ]
-        tracker.say("preparing the results")
-        job = self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
-        return _with_clips(job, clip_outputs)
+        workdir: Path | None = None
+        try:
+            with self._lock:
+                tracker.say("loading the networks")
+                restorer = self._restorer(settings)
+                workdir = self._new_workdir()
+                results = self._restore_photos(paths, restorer, workdir, settings, seed, tracker)
+                clip_outputs = [
+                    self._restore_clip(path, restorer, workdir, settings, seed, tracker)
+                    for path in clips
+                ]
+            tracker.say("preparing the results")
+            job = self._job_result(workdir, paths, results, settings.aligned, restorer, seed)
+            return _with_clips(job, clip_outputs)
+        except BaseException:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
 
     def _restore_photos(
         self,
@@ -451,8 +460,9 @@ def check_settings(settings: JobSettings, config: str) -> None:
     from dynface.config import STEPS_PATTERN, load_config, steps_respacing
     from dynface.diffusion.schedule import respaced_timesteps
 
-    if not 0 < settings.upscale <= 8:
-        raise UsageError(f"upscale {settings.upscale:g} must be above 0 and at most 8")
+    check_upscale(settings.upscale)
+    if settings.seed is not None:
+        check_seed(settings.seed)
     check_fidelity(settings.fidelity)
     steps = settings.steps
     if steps is None:

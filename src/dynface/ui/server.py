@@ -36,6 +36,7 @@ class ServerOptions:
     max_clip_seconds: float = 30.0
     max_clip_frames: int = 900
     max_file_mb: int = 50
+    max_uploads_mb: int = 2000
     queue_size: int = 8
     open_browser: bool = False
 
@@ -69,7 +70,7 @@ def serve(options: ServerOptions) -> None:
     try:
         app = _build(options, root)
         app.queue(max_size=options.queue_size, default_concurrency_limit=1)
-        _, local_url, share_url = app.launch(**launch_arguments(options))
+        _, local_url, share_url = app.launch(**launch_arguments(options, root / "uploads"))
         print(f"dynface ui: open {local_url} (Ctrl+C stops it)", flush=True)
         if share_url:
             print(f"dynface ui: public link {share_url}", flush=True)
@@ -79,9 +80,13 @@ def serve(options: ServerOptions) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def launch_arguments(options: ServerOptions) -> dict[str, Any]:
-    """Arguments of `gradio.Blocks.launch`: the safe defaults and what the options ask for."""
+def launch_arguments(options: ServerOptions, uploads: Path) -> dict[str, Any]:
+    """Arguments of `gradio.Blocks.launch`: the safe defaults and what the options ask for;
+    the upload folder `uploads` is kept under --max-uploads-mb and MAX_UPLOAD_AGE."""
     import gradio as gr
+    from starlette.middleware import Middleware
+
+    from dynface.ui.uploads import MAX_UPLOAD_AGE, UploadGuard
 
     theme = gr.themes.Soft(
         font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -94,6 +99,16 @@ def launch_arguments(options: ServerOptions) -> dict[str, Any]:
         "share": options.share,
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_file_mb}mb",
+        "app_kwargs": {
+            "middleware": [
+                Middleware(
+                    UploadGuard,
+                    folder=uploads,
+                    max_bytes=options.max_uploads_mb * 1_000_000,
+                    max_age=MAX_UPLOAD_AGE,
+                )
+            ]
+        },
         "allowed_paths": [],
         "show_error": True,
         "quiet": True,

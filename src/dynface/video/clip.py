@@ -447,8 +447,8 @@ def _paste_frame(
         restored, method = work.load_faces(frame.index)
         size = restored.shape[1]
         affines = similarity_transform(np.stack([p.landmarks for p in faces]), template(size)[None])
-        pasted = paste_back(
-            _to_float(orientation.upright(frame.rgb)),
+        pasted = paste_back(  # uint8 in and out: only the faces' regions are ever float
+            orientation.upright(frame.rgb),
             restored.astype(np.float32) / 255,
             affines,
             photo_size=_upright_size(info),
@@ -461,7 +461,7 @@ def _paste_frame(
             plans.append(plan)
             if trace and "start_t" in trace:
                 starts.append(int(trace["start_t"]))
-        return orientation.stored(_to_uint8(pasted))
+        return orientation.stored(pasted)
 
     return edit
 

@@ -27,6 +27,17 @@ DEFAULT_ENCODER = "libx264"
 #: Constant rate factor: x264 takes 0 (lossless) to 51, VP9 0 to 63; 18 looks lossless on x264.
 DEFAULT_QUALITY = 18
 QUALITY_RANGE = {"libx264": (0, 51), "libvpx-vp9": (0, 63)}
+#: Largest clip frame restored: 8K UHD (7680x4320, 33 MP, either way round). A frame is held
+#: several times while its faces are found and pasted back (as uint8 and float32); see
+#: docs/video.md for the memory this takes.
+MAX_CLIP_PIXELS = 7680 * 4320
+#: Longest clip restored (frames; about 9 hours at 30 fps): memory does not grow with length,
+#: but the work folder and traces on disk do.
+MAX_CLIP_FRAMES = 1_000_000
+#: Frames the encoder and the decoder may hold at once, counted in 1080p frames: a clip with
+#: larger frames gets a shorter encoder lookahead and fewer codec threads, so their memory stays
+#: about what 40 frames of 1080p take (clips up to 1080p keep the encoders' defaults).
+FRAMES_IN_FLIGHT_PIXELS = 40 * 1920 * 1080
 #: An estimated frame count (from the duration, no exact count in the file) may be this far off.
 _ESTIMATE_SLACK = 0.02
 
@@ -149,6 +160,28 @@ def _display_matrix(path: Path) -> tuple[int, tuple[int, ...] | None]:
         container.close()
 
 
+def check_clip_size(info: VideoInfo, max_frames: int = MAX_CLIP_FRAMES) -> None:
+    """A UsageError, before any work, for a clip with frames larger than MAX_CLIP_PIXELS or
+    more than `max_frames` frames."""
+    name = info.path.name
+    if info.width * info.height > MAX_CLIP_PIXELS:
+        raise UsageError(
+            f"{name}: {info.width}x{info.height} frames are larger than clips are restored at "
+            f"(at most 7680x4320, 8K, {MAX_CLIP_PIXELS / 1e6:.0f} MP); downscale it first"
+        )
+    if info.frames > max_frames:
+        raise UsageError(
+            f"{name}: {info.frames} frames are more than the {max_frames:,} a clip may have; "
+            "cut it into parts first"
+        )
+
+
+def frames_in_flight(width: int, height: int) -> int | None:
+    """How many frames a codec may hold for frames of this size (None: its defaults)."""
+    frames = FRAMES_IN_FLIGHT_PIXELS // max(1, width * height)
+    return None if frames >= 40 else max(4, frames)
+
+
 def _count_packets(container: Any, stream: Any, path: Path) -> int:
     av = _av()
 
@@ -228,6 +261,9 @@ def _decode(container: Any, path: Path, audio: bool) -> Iterator[Any]:
 
     video = container.streams.video[0]
     video.thread_type = "AUTO"
+    threads = frames_in_flight(video.width, video.height)
+    if threads is not None:  # each decoding thread holds frames: fewer for large frames
+        video.thread_count = threads
     streams = [video, *container.streams.audio] if audio else [video]
     index = 0
     try:
@@ -317,6 +353,10 @@ class VideoWriter:
         options = {"crf": str(quality)}
         if encoder == "libvpx-vp9":
             options["b"] = "0"
+        frames = frames_in_flight(info.width, info.height)
+        if frames is not None:  # the encoder buffers frames ahead and per thread: fewer
+            options["threads"] = str(frames)
+            options["rc-lookahead" if encoder == "libx264" else "lag-in-frames"] = str(frames)
         if self.target.suffix.lower() == ".avi":
             # AVI has no composition timestamps: B-frames would need out-of-order timestamps.
             options["bf"] = "0"
