@@ -7,7 +7,7 @@ photo of the other people (a restored face gone wrong). Each face goes the way
 `dynface.identity.distance` takes it: found by RetinaFace on the (degraded) image, aligned to
 512, its blur level s* estimated; the sharper face of a pair is blurred by
 gain * sqrt(s_hi^2 - s_lo^2) before dlib's embedding. "plain" is gain 0 (no matching). To share
-embeddings between pairs, the matching blur is rounded to 0.25 px here.
+embeddings between pairs, the matching blur is rounded to 0.5 px here.
 Writes benchmarks/results/identity_calibration.json (after every level) and prints the table of
 docs/identity.md with --table.
 
@@ -71,13 +71,13 @@ def degraded(image: np.ndarray, params: Degradation) -> np.ndarray:
 
 
 class Embeddings:
-    """Embeddings of measured faces at a matching blur rounded to 0.25 px, computed once each."""
+    """Embeddings of measured faces at a matching blur rounded to 0.5 px, computed once each."""
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, float], np.ndarray] = {}
 
     def __call__(self, key: str, measured: Face, sigma: float) -> np.ndarray:
-        sigma = round(sigma * 4) / 4
+        sigma = round(sigma * 2) / 2
         if (key, sigma) not in self.cache:
             self.cache[key, sigma] = embedding(measured.crop, sigma)
         return self.cache[key, sigma]

@@ -50,6 +50,8 @@ class KeyedNoise:
     ) -> None:
         self.keys, self.sample_shape = list(keys), tuple(shape[1:])
         self.device, self.timesteps = torch.device(device), timesteps
+        #: Where the generators live: the device, or the CPU for one without them (meta).
+        self.draw_device = torch.device("cpu") if self.device.type == "meta" else self.device
 
     def __call__(self, rows: Tensor, index: int) -> Tensor:
         """The noise of the step from respaced `index`, for the samples `rows`."""
@@ -63,9 +65,11 @@ class KeyedNoise:
         """One draw per row from its own freshly seeded generator."""
         out = []
         for row in rows.tolist():
-            gen = torch.Generator(self.device).manual_seed(step_seed(self.keys[row], tag))
-            out.append(torch.randn(self.sample_shape, generator=gen, device=self.device))
-        return torch.stack(out) if out else torch.empty(0, *self.sample_shape, device=self.device)
+            gen = torch.Generator(self.draw_device).manual_seed(step_seed(self.keys[row], tag))
+            out.append(torch.randn(self.sample_shape, generator=gen, device=self.draw_device))
+        if not out:
+            return torch.empty(0, *self.sample_shape, device=self.device)
+        return torch.stack(out).to(self.device)
 
 
 def noise_sampler(
