@@ -141,7 +141,7 @@ class _Pull:
 @pytest.mark.slow
 def test_fast_is_closer_to_the_1000_step_ddim_chain_than_ddim50_on_the_tiny_net():
     """The tiny UNet with random weights, guided, eta 0, started at t <= 750 from the same image
-    and noise: FAST (14 evaluations) lands nearer the 750-step DDIM chain than ddim50 (38)."""
+    and noise: FAST (11 evaluations) lands nearer the 750-step DDIM chain than ddim50 (38)."""
     torch.manual_seed(0)
     net = build_unet(dict(load_restore_config("tiny-random").prior.params)).eval()
     gen = torch.Generator().manual_seed(0)
@@ -161,4 +161,4 @@ def test_fast_is_closer_to_the_1000_step_ddim_chain_than_ddim50_on_the_tiny_net(
         out, nfe = chain(solver, respacing)
         errors[respacing] = (float((out - reference).pow(2).mean().sqrt()), nfe)
     assert errors[FAST[1]][1] <= 16 and errors["ddim50"][1] == 38, errors
-    assert errors[FAST[1]][0] <= errors["ddim50"][0], errors  # 0.0045 vs 0.012 when written
+    assert errors[FAST[1]][0] <= errors["ddim50"][0], errors  # 0.010 vs 0.012 when written

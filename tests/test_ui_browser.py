@@ -316,7 +316,6 @@ def test_api_endpoint_restore_with_gradio_client(server: Server) -> None:
     assert [parameter["parameter_name"] for parameter in parameters] == [
         "photo", "aligned", "fidelity", "guidance", "dgsa", "eta", "steps", "seed", "random_seed",
         "upscale", "only_center", "device", "precision", "backend", "background", "identity_guard",
-        "references",
     ]  # fmt: skip
     defaults = {
         parameter["parameter_name"]: parameter["parameter_default"] for parameter in parameters
@@ -370,7 +369,7 @@ def test_no_server_path_is_readable(server: Server) -> None:
     # A forged request naming a server file instead of an upload is refused before our code.
     forged = {"path": str(SAMPLES / "astronaut_degraded.jpg"), "meta": {"_type": "gradio.FileData"}}
     values = [forged, False, 0.5, "closed-form", "heuristic", "dynamic", "", 0, True, 2, False]
-    body = json.dumps({"data": [*values, "auto", "fp32", "auto", "auto"]}).encode()
+    body = json.dumps({"data": [*values, "auto", "fp32", "auto", "auto", False]}).encode()
     request = urllib.request.Request(
         f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"}
     )

@@ -130,7 +130,7 @@ class Restorer:
 
     @property
     def sampling(self) -> dict[str, str]:
-        """What samples the faces: {"solver": "dpmpp2m", "respacing": "logsnr18"} (e.g.)."""
+        """What samples the faces: {"solver": "dpmpp2m", "respacing": "logsnr14"} (e.g.)."""
         return {"solver": self.pipeline.solver, "respacing": self.pipeline.diffusion.respacing}
 
     @property

@@ -57,8 +57,8 @@ SOLVERS = ("ddim", "dpmpp2m")
 #: eta > 0) was retired; configs that name it get DPM-Solver++(2M).
 SOLVER_ALIASES = {"dpm2m": "dpmpp2m"}
 #: The recommended few-step setting (dynface.diffusion.FAST), `--steps fast`: (solver, respacing).
-#: 18 steps uniform in log-SNR: a face that starts at t <= 878 takes at most 16 evaluations.
-FAST = ("dpmpp2m", "logsnr18")
+#: 14 steps uniform in log-SNR: at most 14 evaluations a face (11-12 for starts t 740-840).
+FAST = ("dpmpp2m", "logsnr14")
 FAST_NAME = "fast"
 #: What --steps accepts: "fast", "ddimN", "logsnrN", or step counts such as "250" or "10,20".
 STEPS_PATTERN = r"fast|(ddim|logsnr)?\d+(,\d+)*"

@@ -6,7 +6,7 @@ input (the warm-up, and the agreement check against eager fp32), then timed in r
 candidates in turn: MIN_ROUNDS rounds, and one more while they stay under BUDGET_S (at most
 MAX_ROUNDS); each candidate's best round counts. A candidate is eligible only when its output
 agrees with eager fp32: max |diff| / max(1, max |eager|) at most FP32_TOLERANCE (1e-4) for fp32
-runtimes, BF16_TOLERANCE (5e-2) for bf16. The fastest eligible fp32 candidate wins; bf16 wins
+runtimes, BF16_TOLERANCE (1e-1) for bf16. The fastest eligible fp32 candidate wins; bf16 wins
 only when measured faster than it. The choice is cached in the graph's folder
 (`autotune.json`), keyed by the CPU model and flags, the thread count, the library versions and
 the precision asked for, so later runs measure nothing (delete that file to measure again).
@@ -27,13 +27,16 @@ from torch import Tensor, nn
 
 from dynface.backends.cache import library_version, write_atomic
 
-RECIPE = 1
+#: Bumped when the rules change, so recorded choices are measured again (2: bf16's tolerance).
+RECIPE = 2
 RECORD = "autotune.json"
 BUDGET_S = 10.0
 MIN_ROUNDS = 2
 MAX_ROUNDS = 3
 FP32_TOLERANCE = 1e-4
-BF16_TOLERANCE = 5e-2
+#: bf16 rounding alone puts the prior 3-6% of its output's range off eager fp32 at worst (seeded
+#: random weights, OpenVINO on an AMD EPYC); a broken runtime is off by the whole range.
+BF16_TOLERANCE = 1e-1
 EAGER = ("torch", "fp32")
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from dynface.units import DEFAULT_FIDELITY
 
 EPILOG = (
     "Example: dynface demo -o results/   (needs `dynface weights download` first)\n\n"
-    f"On a CPU the demo takes --steps {CPU_STEPS} unless --steps is given (at most 16 network "
+    f"On a CPU the demo takes --steps {CPU_STEPS} unless --steps is given (at most 14 network "
     "evaluations a face; the config's own schedule, ddim250, is the published one).\n\n"
     "Without weights: dynface demo -o smoke/ --config tiny-random --steps ddim5 (random tiny "
     "nets: the method runs in full, the faces come out as flat patches)."

@@ -68,8 +68,8 @@ PrecisionOption = Annotated[Precision, typer.Option(help="Network precision (fp1
 StepsOption = Annotated[
     str | None,
     typer.Option(
-        help='Sampling steps: "fast" (DPM-Solver++ on 18 log-SNR steps, at most 16 per face), '
-        '"ddim50", "logsnr18" or "250"; default: the config\'s.'
+        help='Sampling steps: "fast" (DPM-Solver++ on 14 log-SNR steps, at most 14 per face), '
+        '"ddim50", "logsnr14" or "250"; default: the config\'s.'
     ),
 ]
 BackendOption = Annotated[
@@ -172,7 +172,7 @@ STEPS_HINT = (
     "or --steps 250"
 )
 #: The steps `demo` and `restore` take on a CPU when neither --steps nor --solver is given: FAST
-#: (at most 16 network evaluations a face; as close to the 1000-step DDIM chain as ddim50 on the
+#: (at most 14 network evaluations a face; as close to the 1000-step DDIM chain as ddim50 on the
 #: analytic model and the tiny nets: docs/method.md). GPUs keep the config's (ddim250).
 CPU_STEPS = "fast"
 
@@ -595,7 +595,7 @@ def _announce(
 
 
 def _sampling_note(restorer: Any) -> str:
-    """ ", solver dpmpp2m, steps logsnr18": what samples the faces (empty for a fake restorer)."""
+    """ ", solver dpmpp2m, steps logsnr14": what samples the faces (empty for a fake restorer)."""
     sampling = getattr(restorer, "sampling", None)
     if not isinstance(sampling, dict):
         return ""
@@ -613,7 +613,7 @@ def _cpu_tips(restorer: Any, model: ModelChoice) -> list[str]:
     if speedup:
         tips.append(
             f"--steps {CPU_STEPS} takes {speedup[1]}x fewer steps than the config's "
-            f"{speedup[0]} (DPM-Solver++, at most 16 network evaluations a face)"
+            f"{speedup[0]} (DPM-Solver++, at most 14 network evaluations a face)"
         )
     if model.backend == "auto" and not {"onnxruntime", "openvino"} & set(available_backends()):
         tips.append(

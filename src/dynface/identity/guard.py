@@ -27,6 +27,7 @@ from dynface.identity.measure import (
     face_distance,
     has_face,
     resized,
+    too_degraded,
 )
 
 #: How to get the identity measure (dlib and its CC0 models).
@@ -88,7 +89,10 @@ class IdentityMeter:
         crop = aligned_crop(as_rgb_uint8(image))
         if crop is None:
             raise UsageError(f"no face found in reference photo {index + 1}; give a clear photo")
-        return face(crop)
+        measured = face(crop)
+        if too_degraded(measured, "reference") is not None:
+            raise UsageError(f"reference photo {index + 1} is too blurred; give a clear photo")
+        return measured
 
     def check(self, restored: np.ndarray, source: Callable[[], Face]) -> IdentityCheck:
         """The identity distance of one restored aligned face (RGB uint8) from its input (the
@@ -98,8 +102,11 @@ class IdentityMeter:
         if not has_face(restored):
             return IdentityCheck(None, "no face found in the restored face")
         own = face(resized(restored))
-        targets = self.references or [source()]
-        return IdentityCheck(min(face_distance(own, target) for target in targets))
+        if self.references:
+            return IdentityCheck(min(face_distance(own, ref) for ref in self.references))
+        target = source()
+        refused = too_degraded(target, "input")
+        return refused or IdentityCheck(face_distance(own, target))
 
 
 #: Restores the faces numbered `indices` at `fidelity`: (restored images, traces).

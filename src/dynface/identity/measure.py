@@ -8,6 +8,7 @@ template, the sharper one blurred to the other's blur level, then dlib's ResNet 
   The sharper face is blurred by a Gaussian of MATCH_GAIN * sqrt(s_hi^2 - s_lo^2) px (ours): a
   sharp restored face and its blurred input are then compared at one sharpness, which separates
   same and other people better than comparing them as they are (docs/identity.md).
+- A face blurred past MAX_BLUR_LEVEL is not measured: identity cannot be told there.
 - The embedding runs on the face box dlib's HOG detector draws on an aligned 512 crop,
   (100, 160)-(402, 458), the mean over 39 CelebRef-HQ crops (ours).
 """
@@ -33,6 +34,9 @@ TEMPLATE_BOX = (100, 160, 402, 458)
 MIN_FACE_PX = 24.0
 #: Gain on the blur-level gap when blurring the sharper face (calibrated in docs/identity.md).
 MATCH_GAIN = 1.0
+#: Above this blur level (s*, px at 512) a face says too little about who it is: same and other
+#: people are told apart at 0.55-0.79 balanced accuracy there (docs/identity.md), so no distance.
+MAX_BLUR_LEVEL = 7.5
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,17 @@ def matching_blur(sharper: float, blurrier: float) -> float:
     return MATCH_GAIN * math.sqrt(max(blurrier**2 - sharper**2, 0.0))
 
 
+def too_degraded(measured: Face, name: str) -> IdentityCheck | None:
+    """The check to report when a face is too blurred to judge identity, else None."""
+    if measured.s_star <= MAX_BLUR_LEVEL:
+        return None
+    return IdentityCheck(
+        None,
+        f"the {name} is too degraded to judge identity (blur level {measured.s_star:.1f} px, "
+        f"over {MAX_BLUR_LEVEL:g})",
+    )
+
+
 def face_distance(a: Face, b: Face) -> float:
     """The identity distance of two measured faces, the sharper blurred to the other's level."""
     sharp, blurred = (a, b) if a.s_star <= b.s_star else (b, a)
@@ -165,10 +180,13 @@ def compare(
         if crop is None:
             return IdentityCheck(None, f"no face found in the {name} image")
     faces = [face(c, s) for c, s in zip(crops, s_star, strict=True) if c is not None]
+    for measured, name in zip(faces, names, strict=True):
+        if (refused := too_degraded(measured, f"{name} image")) is not None:
+            return refused
     return IdentityCheck(face_distance(*faces))
 
 
 def distance(a: Any, b: Any) -> float | None:
     """Identity distance of the faces in two images (dlib scale: at most `SAME_PERSON` means the
-    same person), or None when a face cannot be found in either."""
+    same person), or None when a face cannot be found in either or is too degraded to judge."""
     return compare(a, b).distance

@@ -27,7 +27,7 @@ class FaceTrace:
     eta: float
     nfe: int  # network evaluations of the prior
     solver: str = "ddim"  # the sampler that ran (dynface.diffusion.SOLVERS)
-    respacing: str = ""  # the respacing it ran on, e.g. "ddim250" or "logsnr18"
+    respacing: str = ""  # the respacing it ran on, e.g. "ddim250" or "logsnr14"
     timing: dict[str, float] = field(default_factory=dict)  # seconds of the whole batch
     s_star: float | None = None  # estimated blur level, px at 512
     s_levels: list[float] | None = None  # s_j

@@ -135,9 +135,10 @@ class Controls:
             )
             self.device, self.precision, self.backend = _runtime_controls()
 
-    def settings_inputs(self) -> list[gr.components.Component]:
-        """Every setting, in the order of `settings_from`."""
-        return [
+    def settings_inputs(self, api: bool = False) -> list[gr.components.Component]:
+        """Every setting, in the order of `settings_from` (for the `/restore` API, without the
+        reference photos)."""
+        every = [
             self.aligned,
             self.fidelity,
             self.guidance,
@@ -155,6 +156,7 @@ class Controls:
             self.identity_guard,
             self.references,
         ]
+        return every[:-1] if api else every
 
 
 def _fidelity_slider() -> gr.Slider:
@@ -195,7 +197,7 @@ def _steps_dropdown(default_steps: str) -> gr.Dropdown:
         [(f"config default ({default_steps})", ""), "fast", "ddim25", "ddim50", "250"],
         value="",
         label="steps",
-        info="fast: at most 16 steps (DPM-Solver++); ddimN: N evenly spaced steps.",
+        info="fast: at most 14 steps (DPM-Solver++); ddimN: N evenly spaced steps.",
         allow_custom_value=True,
         elem_id="dynface-steps",
     )
@@ -273,10 +275,15 @@ _SETTINGS_PARAMETERS = [
     parameter.replace(default=inspect.Parameter.empty)
     for parameter in inspect.signature(settings_from).parameters.values()
 ]
+#: Those of the `/restore` API: reference photos are a page upload only (an optional file list
+#: would be a required argument for API clients).
+_API_SETTINGS_PARAMETERS = [p for p in _SETTINGS_PARAMETERS if p.name != "references"]
 T = TypeVar("T")
 
 
-def _settings_as_parameters(handler: Callable[..., T]) -> Callable[..., T]:
+def _settings_as_parameters(
+    handler: Callable[..., T], settings_parameters: list[inspect.Parameter] = _SETTINGS_PARAMETERS
+) -> Callable[..., T]:
     """Give a handler that takes `settings: JobSettings` one parameter per control instead.
 
     Gradio passes each input component as its own argument and names the `/restore` API's
@@ -287,14 +294,14 @@ def _settings_as_parameters(handler: Callable[..., T]) -> Callable[..., T]:
     own = inspect.signature(handler)
     parameters: list[inspect.Parameter] = []
     for parameter in own.parameters.values():
-        parameters.extend(_SETTINGS_PARAMETERS if parameter.name == "settings" else [parameter])
+        parameters.extend(settings_parameters if parameter.name == "settings" else [parameter])
     signature = own.replace(parameters=parameters)
 
     @functools.wraps(handler)
     def expanded(*args: Any, **kwargs: Any) -> T:
         arguments = signature.bind(*args, **kwargs).arguments
         values = {
-            parameter.name: arguments.pop(parameter.name) for parameter in _SETTINGS_PARAMETERS
+            parameter.name: arguments.pop(parameter.name) for parameter in settings_parameters
         }
         return handler(**arguments, settings=settings_from(**values))
 
@@ -341,7 +348,7 @@ class Handlers:
             {photo.name: (str(photo.before), str(photo.after)) for photo in result.photos},
         )
 
-    @_settings_as_parameters
+    @functools.partial(_settings_as_parameters, settings_parameters=_API_SETTINGS_PARAMETERS)
     def restore_api(
         self, photo: str | None, settings: JobSettings, request: gr.Request
     ) -> tuple[str, dict[str, Any]]:
@@ -499,7 +506,7 @@ def build_app(runner: JobRunner, options: PageOptions) -> gr.Blocks:
             with gr.Column(scale=2):
                 outputs = _outputs()
         _page_events(handlers, inputs, outputs)
-        _api_endpoint(handlers, inputs.controls.settings_inputs())
+        _api_endpoint(handlers, inputs.controls.settings_inputs(api=True))
     return app
 
 
