@@ -29,3 +29,19 @@ def shared_path(*parts: str) -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Every test gets its own empty weights cache so nothing touches ~/.cache or the network."""
     monkeypatch.setenv("DYNFACE_HOME", str(tmp_path_factory.mktemp("dynface_home")))
+
+
+@pytest.fixture
+def export_spy(monkeypatch):
+    """Counts real exports (the cache is only checked through the graph files they write)."""
+    from dynface.backends import onnx_export
+
+    calls = []
+    real = onnx_export.export_onnx
+
+    def spy(net, example_inputs, path):
+        calls.append(path)
+        real(net, example_inputs, path)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", spy)
+    return calls

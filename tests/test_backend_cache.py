@@ -29,20 +29,6 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor([10, 700])
 
 
-@pytest.fixture
-def exports(monkeypatch):
-    """Counts real exports."""
-    calls = []
-    real = onnx_export.export_onnx
-
-    def spy(net, example_inputs, path):
-        calls.append(path)
-        real(net, example_inputs, path)
-
-    monkeypatch.setattr(onnx_export, "export_onnx", spy)
-    return calls
-
-
 def _clean_run(backend: str) -> tuple[torch.Tensor, object]:
     """The output of a first (exporting) compile, and the graph's path."""
     compiled = compile_net(_unet(), backend, "fp32", example_inputs=_inputs())
@@ -56,11 +42,11 @@ def _rerun(backend: str, caplog) -> torch.Tensor:
     return compiled(*_inputs())
 
 
-def test_tampered_initializers_in_model_onnx_are_exported_again(exports, caplog):
+def test_tampered_initializers_in_model_onnx_are_exported_again(export_spy, caplog):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     clean, _ = _clean_run("onnxruntime")
-    graph = exports[0]
+    graph = export_spy[0]
     model = onnx.load(str(graph))
     for init in model.graph.initializer:  # every weight set to 0.5, as an attacker would
         if init.data_type == onnx.TensorProto.FLOAT:
@@ -70,37 +56,37 @@ def test_tampered_initializers_in_model_onnx_are_exported_again(exports, caplog)
     onnx.save(model, str(graph))
     out = _rerun("onnxruntime", caplog)
     assert torch.equal(out, clean)
-    assert len(exports) == 2  # exported once more
+    assert len(export_spy) == 2  # exported once more
     assert "failed its check" in caplog.text and str(graph) in caplog.text
 
 
-def test_a_truncated_model_onnx_is_exported_again(exports, caplog):
+def test_a_truncated_model_onnx_is_exported_again(export_spy, caplog):
     pytest.importorskip("onnxruntime")
     clean, _ = _clean_run("onnxruntime")
-    graph = exports[0]
+    graph = export_spy[0]
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
     out = _rerun("onnxruntime", caplog)
-    assert len(exports) == 2 and "failed its check" in caplog.text
+    assert len(export_spy) == 2 and "failed its check" in caplog.text
     assert torch.equal(out, clean)
-    assert _rerun("onnxruntime", caplog) is not None and len(exports) == 2  # then trusted again
+    assert _rerun("onnxruntime", caplog) is not None and len(export_spy) == 2  # then trusted again
 
 
-def test_a_graph_that_does_not_load_though_sealed_is_exported_again_once(exports, caplog):
+def test_a_graph_that_does_not_load_though_sealed_is_exported_again_once(export_spy, caplog):
     pytest.importorskip("onnxruntime")
     clean, _ = _clean_run("onnxruntime")
-    graph = exports[0]
+    graph = export_spy[0]
     graph.write_bytes(b"not a protobuf at all")
     seal([graph], graph.parent / onnx_export.DIGEST_FILE)  # the record forged to match
     out = _rerun("onnxruntime", caplog)
-    assert len(exports) == 2 and "could not be loaded" in caplog.text
+    assert len(export_spy) == 2 and "could not be loaded" in caplog.text
     assert len(caplog.records) == 1  # one line
     assert torch.equal(out, clean)
 
 
-def test_overwritten_bytes_of_an_openvino_blob_are_compiled_again(exports, caplog):
+def test_overwritten_bytes_of_an_openvino_blob_are_compiled_again(export_spy, caplog):
     pytest.importorskip("openvino")
     clean, _ = _clean_run("openvino")
-    blobs = sorted(exports[0].parent.glob("openvino-*-fp32-t*/*"))
+    blobs = sorted(export_spy[0].parent.glob("openvino-*-fp32-t*/*"))
     assert blobs, "OpenVINO wrote no cached blob"
     for blob in blobs:
         data = bytearray(blob.read_bytes())
@@ -110,26 +96,26 @@ def test_overwritten_bytes_of_an_openvino_blob_are_compiled_again(exports, caplo
     out = _rerun("openvino", caplog)
     assert torch.equal(out, clean)
     assert "failed their check" in caplog.text
-    assert len(exports) == 1  # the graph itself was sound: only the blob was rebuilt
+    assert len(export_spy) == 1  # the graph itself was sound: only the blob was rebuilt
     caplog.clear()
     assert torch.equal(_rerun("openvino", caplog), clean) and not caplog.records
 
 
-def test_a_cache_written_before_digests_is_not_trusted(exports, caplog):
+def test_a_cache_written_before_digests_is_not_trusted(export_spy, caplog):
     pytest.importorskip("onnxruntime")
     clean, _ = _clean_run("onnxruntime")
-    (exports[0].parent / onnx_export.DIGEST_FILE).unlink()
+    (export_spy[0].parent / onnx_export.DIGEST_FILE).unlink()
     out = _rerun("onnxruntime", caplog)
-    assert len(exports) == 2 and "no digest was recorded" in caplog.text
+    assert len(export_spy) == 2 and "no digest was recorded" in caplog.text
     assert torch.equal(out, clean)
 
 
-def test_a_tampered_optimised_onnxruntime_graph_is_rebuilt(exports, caplog):
+def test_a_tampered_optimised_onnxruntime_graph_is_rebuilt(export_spy, caplog):
     pytest.importorskip("onnxruntime")
     from dynface.backends import runtime_onnx
 
     clean, _ = _clean_run("onnxruntime")
-    optimized = runtime_onnx.optimized_path(exports[0])
+    optimized = runtime_onnx.optimized_path(export_spy[0])
     assert optimized.is_file()  # saved by the first run, loaded by the next ones
     data = bytearray(optimized.read_bytes())
     data[-3000:-1000] = b"\x3f" * 2000  # among the weights
@@ -137,7 +123,7 @@ def test_a_tampered_optimised_onnxruntime_graph_is_rebuilt(exports, caplog):
     out = _rerun("onnxruntime", caplog)
     assert torch.equal(out, clean)
     assert "optimised graph" in caplog.text and "failed its check" in caplog.text
-    assert len(exports) == 1  # the exported graph was sound
+    assert len(export_spy) == 1  # the exported graph was sound
 
 
 def test_a_restore_run_on_a_tampered_cache_equals_a_clean_run(tmp_path):

@@ -46,20 +46,6 @@ def auto_for_tiny(monkeypatch):
     monkeypatch.setattr(backends, "AUTO_MIN_PARAMS", 0)
 
 
-@pytest.fixture
-def export_spy(monkeypatch):
-    """Counts real exports (the cache is only checked through the graph files they write)."""
-    calls = []
-    real = onnx_export.export_onnx
-
-    def spy(net, example_inputs, path):
-        calls.append(path)
-        real(net, example_inputs, path)
-
-    monkeypatch.setattr(onnx_export, "export_onnx", spy)
-    return calls
-
-
 @pytest.mark.parametrize("backend", ["torch", *RUNTIMES])
 def test_unet_matches_eager_for_any_batch_and_per_sample_timesteps(backend):
     _need(backend)

@@ -1,10 +1,8 @@
 """The identity guard: measure each restored face against its input (or reference photos) and,
 when asked, restore a face that drifted again at higher fidelity until it holds.
 
-Measured fairly (ours, calibrated in docs/identity.md): the restored face is first blurred back to
-its input's blur level s* (a Gaussian of s* px at 512), so the distance compares one face at one
-sharpness, not a sharp face with a blurred one. Against reference photos the sharp restored face
-is compared with each reference and the closest counts.
+The measure is `dynface.identity.measure` (the sharper face blurred to the other's blur level
+first, calibrated in docs/identity.md); against reference photos the closest reference counts.
 """
 
 from __future__ import annotations

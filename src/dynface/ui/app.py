@@ -476,9 +476,7 @@ def _face_gallery(result: JobResult) -> list[tuple[str, str]]:
 
 def identity_badge(trace: dict[str, Any] | None) -> str:
     """The identity verdict of one face, short enough for a gallery caption."""
-    identity = (trace or {}).get("identity")
-    if identity is None:
-        return "identity not measured"
+    identity = (trace or {}).get("identity") or {"verdict": "not measured"}
     if identity["verdict"] == "same person":
         return f"✓ same person ({identity['distance']:.2f})"
     if identity["verdict"] == "not confirmed":
