@@ -111,13 +111,13 @@ class Controls:
             "drifted again at higher fidelity (0.75, then 1.0).",
             elem_id="dynface-identity-guard",
         )
-        self.references = gr.File(
-            file_count="multiple",
-            file_types=["image"],
-            label="reference photos of the person (optional: identity is measured against them)",
-            elem_id="dynface-references",
-            height=90,
-        )
+        with gr.Accordion("Reference photos (optional)", open=False):
+            self.references = gr.File(
+                file_count="multiple",
+                file_types=["image"],
+                label="clear photos of the person: identity is measured against them",
+                elem_id="dynface-references",
+            )
         with gr.Accordion("Method", open=False):
             gr.Markdown(METHOD_NOTE)
             self.guidance, self.dgsa, self.eta = _method_controls(options.method)
